@@ -89,7 +89,7 @@ fn parse_bool(flag: &str, raw: &str) -> Result<String, String> {
 pub fn parse(args: &[String], specs: &[FlagSpec]) -> Result<Parsed, String> {
     let mut out = Parsed::default();
     let mut i = 0;
-    let mut record = |out: &mut Parsed, long: &str, v: String| {
+    let record = |out: &mut Parsed, long: &str, v: String| {
         if !out.flags.contains_key(long) {
             out.order.push(long.to_string());
         }
