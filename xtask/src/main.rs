@@ -1,1 +1,144 @@
-fn main() {}
+//! `cargo xtask`: build, ship and roll back the api by git SHA.
+//!
+//! This file is the table of contents: parse, find the project root once,
+//! dispatch to one module per task.
+
+mod ci_build;
+mod cmd;
+mod cosign;
+mod digest;
+mod docker;
+mod environment;
+mod git;
+mod http;
+mod image;
+mod project;
+mod record;
+mod registry;
+mod repository;
+mod sha;
+mod step;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::project::Project;
+
+const ONBOARDING: &str = "\
+Every image is named by the full 40-character git SHA it was built from (and a
+12-character short tag); nothing floats. The flow:
+
+  cargo xtask ci-build                     build HEAD, push <repo>:<sha>, read the digest back,
+                                           check the signature, write target/xtask/metadata.json
+  cargo xtask deploy <sha> --env staging   run exactly that digest, verify /health and /version,
+                                           roll back by itself if verification fails
+  cargo xtask rollback --env staging       back to the previous verified release (no build)
+  cargo xtask status|history --env …       what runs now / the release ledger
+
+With nothing configured, images go to a local registry on localhost:5000
+(`cargo xtask registry up`) and deploys run on the local Docker engine.
+Every command prints each external command it runs; `--dry-run` only prints.
+Docs: README.md, docs/quickstart.md, docs/rollback.md.";
+
+/// Release automation for the api: build, deploy and roll back by git SHA.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about, long_about = None, after_help = ONBOARDING)]
+struct Cli {
+    /// Show the full chain of causes on errors
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build HEAD's image (clean, linux/amd64), push it tagged by SHA, read the digest back, record it
+    CiBuild(ci_build::Args),
+    /// Start or stop the local registry used when no repository is configured
+    Registry {
+        #[command(subcommand)]
+        action: RegistryAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryAction {
+    /// Start a registry on 127.0.0.1 (Debian's docker-registry, else the registry:2 image)
+    Up {
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+    },
+    /// Stop the registry that `registry up` started
+    Down,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
+    let verbose = cli.verbose;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if verbose {
+                eprintln!("error: {err:?}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// clap's help and version go out as clap renders them; a usage error is
+/// one line (clap's first), exit 2.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return if err.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = err.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("error: bad arguments");
+    eprintln!("{first} (see `cargo xtask --help`)");
+    ExitCode::from(2)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let project = Project::locate()?;
+    match cli.task {
+        Task::CiBuild(args) => ci_build::run(args, &project),
+        Task::Registry {
+            action: RegistryAction::Up { port },
+        } => registry::up(&project.state_dir(), port),
+        Task::Registry {
+            action: RegistryAction::Down,
+        } => registry::down(&project.state_dir()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

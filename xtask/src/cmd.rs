@@ -1,0 +1,327 @@
+//! Every external command is a value before it runs: it prints as the exact
+//! line a user can copy (`$ docker push …`), secrets masked; tests assert on
+//! its argv; `--dry-run` prints it instead of running it.
+//!
+//! All of a command's output goes to stderr, so stdout carries only the
+//! task's result (the JSON record with `--json`).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silence the `$ …` echo of read-only queries (set by `--json` callers that
+/// want a quiet stderr). Commands that change anything are always echoed.
+pub fn set_quiet_queries(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+#[derive(Clone, Debug)]
+struct Arg {
+    value: String,
+    secret: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cmd {
+    program: String,
+    args: Vec<Arg>,
+    envs: Vec<(String, String)>,
+    dir: Option<PathBuf>,
+}
+
+/// What a finished command left behind.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The last non-empty line of stderr (else stdout): what a tool says when it fails.
+    pub fn last_words(&self) -> &str {
+        [&self.stderr, &self.stdout]
+            .into_iter()
+            .flat_map(|s| s.lines().rev())
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("(no output)")
+    }
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Cmd {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            dir: None,
+        }
+    }
+
+    pub fn arg(mut self, value: impl Into<String>) -> Cmd {
+        self.args.push(Arg {
+            value: value.into(),
+            secret: false,
+        });
+        self
+    }
+
+    pub fn args<I, S>(mut self, values: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for v in values {
+            self = self.arg(v);
+        }
+        self
+    }
+
+    /// An argument that must never be printed (a webhook URL, a token).
+    pub fn secret_arg(mut self, value: impl Into<String>) -> Cmd {
+        self.args.push(Arg {
+            value: value.into(),
+            secret: true,
+        });
+        self
+    }
+
+    /// Environment for the child only. Env values are not printed except the
+    /// ones that shape the build (shown as `KEY=value` before the program);
+    /// pass secrets through the inherited environment, never here.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Cmd {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Cmd {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// The arguments as the child receives them (secrets included): for tests.
+    pub fn argv(&self) -> Vec<&str> {
+        self.args.iter().map(|a| a.value.as_str()).collect()
+    }
+
+    fn to_std(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(self.args.iter().map(|a| OsString::from(&a.value)));
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.dir {
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn echo(&self) {
+        eprintln!("$ {self}");
+    }
+
+    fn echo_query(&self) {
+        if !QUIET.load(Ordering::Relaxed) {
+            self.echo();
+        }
+    }
+
+    fn spawn_error(&self, err: io::Error) -> anyhow::Error {
+        if err.kind() == io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "`{}` is not installed or not on PATH (needed for `{self}`)",
+                self.program
+            )
+        } else {
+            anyhow::anyhow!("could not start `{self}`: {err}")
+        }
+    }
+
+    /// Run with output streamed live to stderr; fail on a non-zero exit.
+    pub fn run(&self) -> anyhow::Result<()> {
+        self.echo();
+        let status = self
+            .to_std()
+            .stdout(stderr_stdio()?)
+            .stderr(stderr_stdio()?)
+            .status()
+            .map_err(|e| self.spawn_error(e))?;
+        if !status.success() {
+            bail!("`{self}` failed ({})", describe(status));
+        }
+        Ok(())
+    }
+
+    /// Run and capture both streams; a non-zero exit is the caller's to judge.
+    /// Echoed as a query.
+    pub fn output(&self) -> anyhow::Result<Output> {
+        self.echo_query();
+        let out = self.to_std().output().map_err(|e| self.spawn_error(e))?;
+        Ok(Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Run a read-only query and return its trimmed stdout; fail on non-zero
+    /// exit with the tool's own last words.
+    pub fn read(&self) -> anyhow::Result<String> {
+        let out = self.output()?;
+        if !out.status.success() {
+            bail!(
+                "`{self}` failed ({}): {}",
+                describe(out.status),
+                out.last_words()
+            );
+        }
+        Ok(out.stdout.trim().to_owned())
+    }
+
+    /// Run with stdout and stderr streamed live to our stderr while also
+    /// capturing them (e.g. `docker push`, whose digest line we need).
+    pub fn tee(&self) -> anyhow::Result<Output> {
+        self.echo();
+        let mut child = self
+            .to_std()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(e))?;
+        let out = child.stdout.take().context("child stdout")?;
+        let err = child.stderr.take().context("child stderr")?;
+        let err_thread = std::thread::spawn(move || copy_lines(BufReader::new(err)));
+        let stdout = copy_lines(BufReader::new(out));
+        let stderr = err_thread.join().unwrap_or_default();
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for `{self}`"))?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+fn copy_lines(reader: impl BufRead) -> String {
+    let mut all = String::new();
+    let mut sink = io::stderr();
+    for line in reader.lines().map_while(Result::ok) {
+        let _ = writeln!(sink, "  {line}");
+        all.push_str(&line);
+        all.push('\n');
+    }
+    all
+}
+
+fn stderr_stdio() -> anyhow::Result<Stdio> {
+    let fd = io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stderr")?;
+    Ok(Stdio::from(fd))
+}
+
+pub fn describe(status: ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("exit {code}"),
+        None => "killed by a signal".to_owned(),
+    }
+}
+
+/// Quote for a POSIX shell only when needed, so the printed line can be pasted.
+fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%^".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, v) in &self.envs {
+            write!(f, "{k}={} ", quote(v))?;
+        }
+        f.write_str(&quote(&self.program))?;
+        for arg in &self.args {
+            if arg.secret {
+                f.write_str(" '***'")?;
+            } else {
+                write!(f, " {}", quote(&arg.value))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_a_pasteable_line_with_secrets_masked() {
+        let cmd = Cmd::new("curl")
+            .env("GIT_SHA", "abc")
+            .args(["-fsS", "--data-binary", "@-"])
+            .arg("it's here")
+            .secret_arg("https://hooks.example/T0K3N");
+        let shown = cmd.to_string();
+        assert_eq!(
+            shown,
+            r"GIT_SHA=abc curl -fsS --data-binary @- 'it'\''s here' '***'"
+        );
+        assert!(!shown.contains("T0K3N"));
+        assert_eq!(cmd.argv().last(), Some(&"https://hooks.example/T0K3N"));
+    }
+
+    #[test]
+    fn missing_program_is_named() {
+        let err = Cmd::new("surely-not-a-program-xyz")
+            .read()
+            .expect_err("missing");
+        assert!(
+            err.to_string()
+                .contains("`surely-not-a-program-xyz` is not installed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn failure_carries_the_tools_last_words() {
+        let err = Cmd::new("sh")
+            .args(["-c", "echo first >&2; echo 'the reason' >&2; exit 3"])
+            .read();
+        let err = err.expect_err("fails").to_string();
+        assert!(
+            err.contains("exit 3") && err.contains("the reason"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tee_captures_what_it_streams() {
+        let out = Cmd::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .tee()
+            .expect("runs");
+        assert_eq!(out.stdout, "out\n");
+        assert_eq!(out.stderr, "err\n");
+    }
+}
