@@ -1,0 +1,626 @@
+//! Keeps `.github/workflows/` thin and safe.
+//!
+//! Every workflow file is parsed with yaml-rust2 and checked by small rules,
+//! each a function from a parsed workflow (or its text) to a list of
+//! violations. Each rule has a unit test on a bad snippet, so it is shown to
+//! fail, and one on a good snippet, so it is shown not to fail on everything.
+//!
+//! The rules:
+//! - `direct_tool_calls`: a `run:` script names `docker`, `cosign`,
+//!   `provider-services` or `kubectl` as a word. Those tools belong to
+//!   `cargo xtask`, which prints each command it runs. Deliberately strict:
+//!   any standalone word counts, not only a command position, so that
+//!   `bash -c "docker push …"` or `x=$(kubectl …)` cannot slip through.
+//!   `docker-registry` or `dockerfile` are other words and pass.
+//! - `thin_run_steps`: a `run:` script does not call `cargo xtask` (or the
+//!   repository's `bash .ci/run`). Anything of substance lives in the xtask.
+//! - `unpinned_uses`: a `uses:` is not pinned by a full 40-hex commit SHA
+//!   (`./` local actions excepted; `docker://` images need `@sha256:`).
+//! - `pins_without_version_comment`: a SHA pin has no `# vX.Y.Z` comment,
+//!   so a reviewer cannot tell what it is.
+//! - `missing_workflow_permissions`: no top-level `permissions`, or one that
+//!   grants any `write` (writes belong to the one job that needs them).
+//! - `jobs_without_permissions`: a job has no `permissions` of its own.
+//!   Decision: every job states its token scopes even under a top-level
+//!   `permissions: {}`, so a job's access is read where the job is, and a new
+//!   job starts with nothing rather than with whatever the workflow grants.
+//! - `expressions_in_run`: any `${{ … }}` inside a `run:` script. Inputs,
+//!   `github.event.*`, branch names and step outputs reach the shell through
+//!   `env:` only; interpolated, they are script injection. Stricter than
+//!   forbidding `inputs.*` and `github.event.*` alone: the rule has no list
+//!   of "safe" contexts to get wrong.
+//! - `dangerous_triggers`: `pull_request_target` (a fork's code with the
+//!   base repository's token) is not used.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// Tools that only `cargo xtask` may run.
+const XTASK_ONLY_TOOLS: [&str; 4] = ["docker", "cosign", "provider-services", "kubectl"];
+
+fn workflows_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/workflows")
+}
+
+fn workflow_files() -> Vec<PathBuf> {
+    let dir = workflows_dir();
+    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+        .collect();
+    files.sort();
+    files
+}
+
+fn parse(text: &str) -> Yaml {
+    let mut docs = YamlLoader::load_from_str(text).unwrap_or_else(|e| panic!("invalid YAML: {e}"));
+    assert_eq!(docs.len(), 1, "a workflow is exactly one YAML document");
+    docs.remove(0)
+}
+
+/// `(job id, job)` for every job, in file order.
+fn jobs(workflow: &Yaml) -> Vec<(String, &Yaml)> {
+    workflow["jobs"]
+        .as_hash()
+        .map(|jobs| {
+            jobs.iter()
+                .map(|(id, job)| (id.as_str().unwrap_or("?").to_owned(), job))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(where, step)` for every step of every job.
+fn steps(workflow: &Yaml) -> Vec<(String, &Yaml)> {
+    let mut out = Vec::new();
+    for (job_id, job) in jobs(workflow) {
+        for (index, step) in job["steps"].as_vec().into_iter().flatten().enumerate() {
+            let label = step["name"]
+                .as_str()
+                .or_else(|| step["id"].as_str())
+                .or_else(|| step["uses"].as_str())
+                .unwrap_or("");
+            out.push((format!("jobs.{job_id}.steps[{index}] {label}"), step));
+        }
+    }
+    out
+}
+
+/// `(where, script)` for every `run:` step.
+fn run_scripts(workflow: &Yaml) -> Vec<(String, &str)> {
+    steps(workflow)
+        .into_iter()
+        .filter_map(|(place, step)| step["run"].as_str().map(|script| (place, script)))
+        .collect()
+}
+
+/// The words of a shell script with comments removed: split on whitespace,
+/// quotes and shell punctuation, but not on `-`, `.`, `/` or `_`, so that
+/// `docker-registry` and `dockerfile` stay whole words.
+fn shell_words(script: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    for line in script.lines() {
+        let code = strip_comment(line);
+        words.extend(
+            code.split(|c: char| c.is_whitespace() || "\"'`;|&()<>{}$=,".contains(c))
+                .filter(|w| !w.is_empty()),
+        );
+    }
+    words
+}
+
+/// A `#` at the start of a word begins a comment (`${#array[@]}` does not).
+fn strip_comment(line: &str) -> &str {
+    let mut previous = ' ';
+    for (index, c) in line.char_indices() {
+        if c == '#' && previous.is_whitespace() {
+            return &line[..index];
+        }
+        previous = c;
+    }
+    line
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+// ---------------------------------------------------------------- the rules
+
+fn direct_tool_calls(workflow: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (place, script) in run_scripts(workflow) {
+        for word in shell_words(script) {
+            let program = word.rsplit('/').next().unwrap_or(word);
+            if XTASK_ONLY_TOOLS.contains(&program) {
+                violations.push(format!(
+                    "{place}: `run:` calls `{program}` directly; move it into a `cargo xtask` task"
+                ));
+            }
+        }
+    }
+    violations
+}
+
+fn thin_run_steps(workflow: &Yaml) -> Vec<String> {
+    run_scripts(workflow)
+        .into_iter()
+        .filter(|(_, script)| {
+            let words = shell_words(script);
+            let xtask = words.windows(2).any(|w| w == ["cargo", "xtask"]);
+            let ci_script = words.windows(2).any(|w| w == ["bash", ".ci/run"]);
+            !(xtask || ci_script)
+        })
+        .map(|(place, _)| {
+            format!("{place}: `run:` does not call `cargo xtask`; workflows stay thin, logic lives in xtask/")
+        })
+        .collect()
+}
+
+fn unpinned_uses(workflow: &Yaml) -> Vec<String> {
+    let mut uses: Vec<(String, &str)> = Vec::new();
+    for (job_id, job) in jobs(workflow) {
+        // A job-level `uses:` calls a reusable workflow: same rule.
+        if let Some(target) = job["uses"].as_str() {
+            uses.push((format!("jobs.{job_id}"), target));
+        }
+    }
+    for (place, step) in steps(workflow) {
+        if let Some(target) = step["uses"].as_str() {
+            uses.push((place, target));
+        }
+    }
+    uses.into_iter()
+        .filter(|(_, target)| !is_pinned(target))
+        .map(|(place, target)| {
+            format!("{place}: `uses: {target}` is not pinned by a full 40-character commit SHA")
+        })
+        .collect()
+}
+
+fn is_pinned(target: &str) -> bool {
+    if target.starts_with("./") {
+        return true;
+    }
+    if let Some(image) = target.strip_prefix("docker://") {
+        return image
+            .rsplit_once("@sha256:")
+            .is_some_and(|(_, hex)| is_lower_hex(hex, 64));
+    }
+    target
+        .rsplit_once('@')
+        .is_some_and(|(_, reference)| is_lower_hex(reference, 40))
+}
+
+/// Works on the text: YAML parsers drop comments.
+fn pins_without_version_comment(text: &str) -> Vec<String> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
+            let value = trimmed.strip_prefix("uses:")?.trim();
+            let (target, comment) = match value.split_once('#') {
+                Some((target, comment)) => (target.trim(), Some(comment.trim())),
+                None => (value, None),
+            };
+            let pinned_by_sha = target
+                .rsplit_once('@')
+                .is_some_and(|(_, reference)| is_lower_hex(reference, 40));
+            let has_version = comment.is_some_and(|c| c.chars().any(|ch| ch.is_ascii_digit()));
+            (pinned_by_sha && !has_version).then(|| {
+                format!(
+                    "line {}: `uses: {target}` needs the release it pins in a comment, e.g. `# v4.2.2`",
+                    index + 1
+                )
+            })
+        })
+        .collect()
+}
+
+fn missing_workflow_permissions(workflow: &Yaml) -> Vec<String> {
+    let permissions = &workflow["permissions"];
+    if permissions.is_badvalue() {
+        return vec![
+            "no top-level `permissions:`; use `permissions: {}` (or `contents: read`) and grant per job"
+                .to_owned(),
+        ];
+    }
+    let writes = granted_writes(permissions);
+    if writes.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "top-level `permissions` grants {}; grant writes in the job that needs them",
+            writes.join(", ")
+        )]
+    }
+}
+
+/// Scopes a `permissions` value grants `write` to (`write-all` counts).
+fn granted_writes(permissions: &Yaml) -> Vec<String> {
+    match permissions {
+        Yaml::String(all) if all == "write-all" => vec!["write-all".to_owned()],
+        Yaml::Hash(scopes) => scopes
+            .iter()
+            .filter(|(_, level)| level.as_str() == Some("write"))
+            .map(|(scope, _)| format!("{}: write", scope.as_str().unwrap_or("?")))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn jobs_without_permissions(workflow: &Yaml) -> Vec<String> {
+    jobs(workflow)
+        .into_iter()
+        .filter(|(_, job)| job["permissions"].is_badvalue())
+        .map(|(id, _)| {
+            format!("jobs.{id}: no `permissions:`; state the token scopes this job needs")
+        })
+        .collect()
+}
+
+fn expressions_in_run(workflow: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (place, script) in run_scripts(workflow) {
+        let mut rest = script;
+        while let Some(start) = rest.find("${{") {
+            let after = &rest[start..];
+            let end = after.find("}}").map_or(after.len(), |e| e + 2);
+            violations.push(format!(
+                "{place}: `{}` is interpolated into the shell script; pass it through `env:` and use \"$NAME\"",
+                &after[..end]
+            ));
+            rest = &after[end..];
+        }
+    }
+    violations
+}
+
+fn dangerous_triggers(workflow: &Yaml) -> Vec<String> {
+    // yaml-rust2 reads YAML 1.2: `on` is a string key, not `true`.
+    let on = &workflow["on"];
+    let triggers: Vec<&str> = match on {
+        Yaml::String(one) => vec![one.as_str()],
+        Yaml::Array(many) => many.iter().filter_map(Yaml::as_str).collect(),
+        Yaml::Hash(map) => map.keys().filter_map(Yaml::as_str).collect(),
+        _ => Vec::new(),
+    };
+    triggers
+        .into_iter()
+        .filter(|t| *t == "pull_request_target")
+        .map(|t| {
+            format!("`on: {t}` runs a fork's code with this repository's token; use `pull_request`")
+        })
+        .collect()
+}
+
+/// Every rule over one workflow's text.
+fn violations(text: &str) -> Vec<String> {
+    let workflow = parse(text);
+    let rules: [fn(&Yaml) -> Vec<String>; 7] = [
+        direct_tool_calls,
+        thin_run_steps,
+        unpinned_uses,
+        missing_workflow_permissions,
+        jobs_without_permissions,
+        expressions_in_run,
+        dangerous_triggers,
+    ];
+    let mut found: Vec<String> = rules.iter().flat_map(|rule| rule(&workflow)).collect();
+    found.extend(pins_without_version_comment(text));
+    found
+}
+
+// ------------------------------------------------- the repository's workflows
+
+#[test]
+fn every_workflow_follows_every_rule() {
+    let files = workflow_files();
+    assert!(
+        !files.is_empty(),
+        "no workflow found in {}",
+        workflows_dir().display()
+    );
+    let mut report = Vec::new();
+    for file in &files {
+        let text =
+            fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        report.extend(
+            violations(&text)
+                .into_iter()
+                .map(|v| format!("{name}: {v}")),
+        );
+    }
+    assert!(
+        report.is_empty(),
+        "workflow rules broken:\n  {}",
+        report.join("\n  ")
+    );
+}
+
+#[test]
+fn the_release_workflows_exist() {
+    let names: Vec<String> = workflow_files()
+        .iter()
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .collect();
+    for expected in [
+        "ci.yml",
+        "api-build.yml",
+        "api-deploy.yml",
+        "api-rollback.yml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "missing .github/workflows/{expected}: {names:?}"
+        );
+    }
+}
+
+fn load(name: &str) -> Yaml {
+    let path = workflows_dir().join(name);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    parse(&text)
+}
+
+#[test]
+fn deploy_and_rollback_queue_per_environment_and_never_cancel() {
+    for name in ["api-deploy.yml", "api-rollback.yml"] {
+        let workflow = load(name);
+        let concurrency = &workflow["concurrency"];
+        assert_eq!(
+            concurrency["group"].as_str(),
+            Some("deploy-${{ inputs.environment || 'staging' }}"),
+            "{name}: deploy and rollback must share one group per environment"
+        );
+        assert_eq!(
+            concurrency["cancel-in-progress"].as_bool(),
+            Some(false),
+            "{name}"
+        );
+        for (id, job) in jobs(&workflow) {
+            assert!(
+                job["environment"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("inputs.environment")),
+                "{name}: jobs.{id} must run in the chosen GitHub environment (reviewers gate production)"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_build_job_can_push_and_nothing_mints_oidc_tokens() {
+    let mut pushers = Vec::new();
+    for file in workflow_files() {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_owned();
+        let text =
+            fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        let workflow = parse(&text);
+        for (id, job) in jobs(&workflow) {
+            let writes = granted_writes(&job["permissions"]);
+            if writes.iter().any(|w| w == "packages: write") {
+                pushers.push(format!("{name}:{id}"));
+            }
+            // No keyless signing step exists; add `id-token: write` with it.
+            assert!(
+                !writes.iter().any(|w| w == "id-token: write"),
+                "{name}: jobs.{id} asks for id-token: write without a signing step"
+            );
+        }
+    }
+    assert_eq!(pushers, ["api-build.yml:build"]);
+}
+
+#[test]
+fn each_release_job_is_one_xtask_call() {
+    let expectations = [
+        ("api-build.yml", "build", "cargo xtask ci-build"),
+        ("api-deploy.yml", "deploy", "cargo xtask \"${args[@]}\""),
+        ("api-rollback.yml", "rollback", "cargo xtask \"${args[@]}\""),
+        ("ci.yml", "test", "bash .ci/run"),
+    ];
+    for (name, job_id, call) in expectations {
+        let workflow = load(name);
+        let scripts: Vec<&str> = workflow["jobs"][job_id]["steps"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .filter_map(|step| step["run"].as_str())
+            .collect();
+        assert_eq!(
+            scripts.len(),
+            1,
+            "{name}: jobs.{job_id} has exactly one run step"
+        );
+        assert!(
+            scripts[0].contains(call),
+            "{name}: jobs.{job_id} runs `{call}`"
+        );
+    }
+    let deploy = load("api-deploy.yml");
+    let script = deploy["jobs"]["deploy"]["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .find_map(|step| step["run"].as_str())
+        .unwrap_or_default();
+    assert!(
+        script.contains("args=(deploy \"$IMAGE_SHA\" --env \"$ENVIRONMENT\""),
+        "{script}"
+    );
+    assert!(
+        script.contains("--metadata \"$BUILD_METADATA\""),
+        "{script}"
+    );
+}
+
+// ------------------------------------------------ each rule fails when it must
+
+const GOOD: &str = r#"
+name: good
+on: [push]
+permissions: {}
+jobs:
+  build:
+    runs-on: ubuntu-24.04
+    permissions:
+      contents: read
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+      - uses: ./.github/actions/local
+      - name: build
+        env:
+          SHA: ${{ inputs.image_sha }}
+        run: |
+          # a comment may say docker
+          cargo xtask ci-build --dockerfile deploy/Dockerfile "$SHA"
+          echo "${#SHA}"
+      - run: bash .ci/run # installs docker-registry
+"#;
+
+#[test]
+fn a_good_workflow_passes_every_rule() {
+    assert_eq!(violations(GOOD), Vec::<String>::new());
+}
+
+fn job_with_run(script: &str) -> String {
+    format!(
+        "on: push\npermissions: {{}}\njobs:\n  j:\n    permissions: {{}}\n    steps:\n      - run: |\n{}\n",
+        script
+            .lines()
+            .map(|l| format!("          {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+#[test]
+fn direct_tool_calls_are_caught_as_words() {
+    for script in [
+        "docker push ghcr.io/x/api:abc",
+        "sudo /usr/bin/docker build .",
+        "digest=$(kubectl get deploy api -o json)",
+        "bash -c \"cosign verify x\"",
+        "cargo xtask deploy x && provider-services tx deployment update sdl.yaml",
+    ] {
+        let found = direct_tool_calls(&parse(&job_with_run(script)));
+        assert_eq!(found.len(), 1, "{script}: {found:?}");
+    }
+    for script in [
+        "cargo xtask ci-build --dockerfile deploy/Dockerfile",
+        "apt-get install docker-registry",
+        "cargo xtask deploy x # not docker itself",
+    ] {
+        assert_eq!(
+            direct_tool_calls(&parse(&job_with_run(script))),
+            Vec::<String>::new(),
+            "{script}"
+        );
+    }
+}
+
+#[test]
+fn run_steps_without_xtask_are_caught() {
+    let found = thin_run_steps(&parse(&job_with_run("make release\n./deploy.sh")));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(thin_run_steps(&parse(&job_with_run("cargo xtask rollback --env staging"))).is_empty());
+}
+
+#[test]
+fn unpinned_actions_are_caught() {
+    let bad = r#"
+on: push
+permissions: {}
+jobs:
+  reusable:
+    permissions: {}
+    uses: org/repo/.github/workflows/x.yml@main
+  j:
+    permissions: {}
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/checkout@11bd719
+      - uses: actions/checkout@11BD71901BBE5B1630CEEA73D27597364C9AF683
+      - uses: docker://alpine:3.20
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+      - uses: docker://alpine@sha256:0000000000000000000000000000000000000000000000000000000000000000
+      - uses: ./local
+"#;
+    let found = unpinned_uses(&parse(bad));
+    assert_eq!(found.len(), 5, "{found:?}");
+    assert!(found[0].contains("jobs.reusable"), "{found:?}");
+}
+
+#[test]
+fn sha_pins_without_a_version_comment_are_caught() {
+    let bad = "      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683\n\
+               \x20     - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # pinned\n\
+               \x20     - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n";
+    let found = pins_without_version_comment(bad);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].starts_with("line 1:") && found[1].starts_with("line 2:"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn missing_or_writing_top_level_permissions_are_caught() {
+    let missing = "on: push\njobs:\n  j:\n    permissions: {}\n    steps: []\n";
+    assert_eq!(missing_workflow_permissions(&parse(missing)).len(), 1);
+    let writes = "on: push\npermissions:\n  contents: read\n  packages: write\njobs: {}\n";
+    let found = missing_workflow_permissions(&parse(writes));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("packages: write"), "{found:?}");
+    let all = "on: push\npermissions: write-all\njobs: {}\n";
+    assert_eq!(missing_workflow_permissions(&parse(all)).len(), 1);
+    let read = "on: push\npermissions:\n  contents: read\njobs: {}\n";
+    assert!(missing_workflow_permissions(&parse(read)).is_empty());
+}
+
+#[test]
+fn jobs_without_permissions_are_caught() {
+    let bad = "on: push\npermissions: {}\njobs:\n  a:\n    permissions: {}\n    steps: []\n  b:\n    steps: []\n";
+    assert_eq!(
+        jobs_without_permissions(&parse(bad)),
+        ["jobs.b: no `permissions:`; state the token scopes this job needs"]
+    );
+}
+
+#[test]
+fn expressions_in_run_scripts_are_caught() {
+    for script in [
+        "cargo xtask deploy ${{ inputs.image_sha }} --env staging",
+        "echo \"${{ github.event.pull_request.title }}\"",
+        "cargo xtask deploy x --env ${{ github.event.inputs.environment }}",
+        "echo ${{ steps.build.outputs.image_ref }}",
+    ] {
+        let found = expressions_in_run(&parse(&job_with_run(script)));
+        assert_eq!(found.len(), 1, "{script}: {found:?}");
+    }
+    let two = expressions_in_run(&parse(&job_with_run("x ${{ inputs.a }} ${{ inputs.b }}")));
+    assert_eq!(two.len(), 2, "{two:?}");
+    assert!(
+        expressions_in_run(&parse(&job_with_run("cargo xtask deploy \"$IMAGE_SHA\""))).is_empty()
+    );
+}
+
+#[test]
+fn pull_request_target_is_caught() {
+    let bad = "on:\n  pull_request_target:\n    types: [opened]\npermissions: {}\njobs: {}\n";
+    assert_eq!(dangerous_triggers(&parse(bad)).len(), 1);
+    let listed = "on: [push, pull_request_target]\npermissions: {}\njobs: {}\n";
+    assert_eq!(dangerous_triggers(&parse(listed)).len(), 1);
+    assert!(dangerous_triggers(&parse("on: pull_request\npermissions: {}\njobs: {}\n")).is_empty());
+}
