@@ -227,13 +227,7 @@ fn run(dir: &Path, args: &[String]) -> Result<(), String> {
         ["tx", "deployment", "create" | "update"] | ["send-manifest"] => {
             Err("accepts 1 arg(s), received 0".into())
         }
-        [
-            "tx",
-            "deployment",
-            "create" | "update" | "send-manifest",
-            _,
-            extra @ ..,
-        ]
+        ["tx", "deployment", "create" | "update", _, extra @ ..]
         | ["send-manifest", _, extra @ ..] => {
             Err(format!("accepts 1 arg(s), received {}", extra.len() + 1))
         }
@@ -608,16 +602,14 @@ fn lease_status(dir: &Path, p: &Parsed) -> Result<(), String> {
                 .flatten()
             {
                 let Some(port) = port.as_u64() else { continue };
-                if let Ok(out) =
-                    run_docker(&["port".into(), container.clone(), format!("{port}/tcp")])
+                let out = run_docker(&["port".into(), container.clone(), format!("{port}/tcp")])
+                    .unwrap_or_default();
+                if let Some(line) = out
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| l.starts_with("127.0.0.1:"))
                 {
-                    if let Some(line) = out
-                        .lines()
-                        .map(str::trim)
-                        .find(|l| l.starts_with("127.0.0.1:"))
-                    {
-                        uris.push(line.to_string());
-                    }
+                    uris.push(line.to_string());
                 }
             }
         }

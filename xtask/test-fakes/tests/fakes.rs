@@ -1,0 +1,823 @@
+//! Drives both fakes through their binaries: every exit code and output shape
+//! the release tool relies on. Docker is replaced by a recording script
+//! (`FAKE_AKASH_DOCKER`), so these tests need no engine and no image.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const HEX2: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+/// A fresh, empty directory under the target dir (no tempfile dependency).
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "fakes-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("log line is JSON"))
+        .collect()
+}
+
+// ---------------------------------------------------------------- cosign
+
+struct Cosign {
+    state: PathBuf,
+}
+
+impl Cosign {
+    fn new() -> Cosign {
+        Cosign {
+            state: scratch("cosign"),
+        }
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cosign"));
+        c.args(args)
+            .env("FAKE_COSIGN_STATE", &self.state)
+            .env_remove("FAKE_COSIGN_EXIT")
+            .env_remove("FAKE_COSIGN_IDENTITY")
+            .env_remove("FAKE_COSIGN_ISSUER");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run fake cosign")
+    }
+
+    fn key(&self, name: &str, content: &str) -> String {
+        let p = self.state.join(name);
+        std::fs::write(&p, content).expect("write key");
+        p.to_string_lossy().into_owned()
+    }
+}
+
+fn image(digest_hex: &str) -> String {
+    format!(
+        "127.0.0.1:5000/shipyard/api:{}@sha256:{digest_hex}",
+        "a".repeat(40)
+    )
+}
+
+#[test]
+fn cosign_without_state_dir_fails() {
+    let o = Command::new(env!("CARGO_BIN_EXE_cosign"))
+        .arg("version")
+        .env_remove("FAKE_COSIGN_STATE")
+        .output()
+        .expect("run");
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("fake cosign: FAKE_COSIGN_STATE is not set"));
+}
+
+#[test]
+fn cosign_version_and_calls_log() {
+    let c = Cosign::new();
+    let o = c.run(&["version"], &[]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stdout).contains("GitVersion:"));
+    let o = c.run(&["sign", "--identity-token", "SECRET", "x"], &[]);
+    assert_eq!(code(&o), 1);
+    let log = lines(&c.state.join("calls.log"));
+    assert_eq!(log[0], serde_json::json!(["version"]));
+    assert_eq!(
+        log[1],
+        serde_json::json!(["sign", "--identity-token", "<redacted>", "x"])
+    );
+}
+
+#[test]
+fn cosign_key_verify_exit_codes_and_output() {
+    let c = Cosign::new();
+    let sk = c.key("cosign.key", "private");
+    let pk = c.key("cosign.pub", "public");
+    let other = c.key("other.pub", "other");
+    let img = image(HEX);
+
+    // 10: nothing signed yet.
+    let o = c.run(&["verify", "--key", &pk, &img], &[]);
+    assert_eq!(code(&o), 10, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).starts_with("Error: no signatures found\n"));
+
+    // Seeding requires a digest.
+    let o = c.run(
+        &[
+            "sign",
+            "--key",
+            &sk,
+            "-y",
+            "127.0.0.1:5000/shipyard/api:tag",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("digest-pinned"));
+    let o = c.run(&["sign", "--key", &sk, "--yes", &img], &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+
+    // 0: JSON array on stdout, checks on stderr.
+    let o = c.run(&["verify", "--key", &pk, "--output", "json", &img], &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let out: Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let arr = out.as_array().expect("array");
+    assert_eq!(arr.len(), 1);
+    assert_eq!(
+        arr[0]["critical"]["identity"]["docker-reference"],
+        "127.0.0.1:5000/shipyard/api"
+    );
+    assert_eq!(
+        arr[0]["critical"]["image"]["docker-manifest-digest"],
+        format!("sha256:{HEX}")
+    );
+    assert_eq!(
+        arr[0]["critical"]["type"],
+        "cosign container image signature"
+    );
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!(
+        "Verification for 127.0.0.1:5000/shipyard/api@sha256:{HEX} --"
+    )));
+    assert!(err.contains("  - The cosign claims were validated"));
+    assert!(err.contains("  - The signatures were verified against the specified public key"));
+
+    // 12: signed, but not by this key.
+    let o = c.run(&["verify", "--key", &other, &img], &[]);
+    assert_eq!(code(&o), 12);
+    assert!(text(&o.stderr).starts_with("Error: no matching signatures: "));
+
+    // 10 for another digest of the same repository.
+    assert_eq!(
+        code(&c.run(&["verify", "--key", &pk, &image(HEX2)], &[])),
+        10
+    );
+
+    // 11: a tag cannot be resolved by the fake.
+    let o = c.run(
+        &["verify", "--key", &pk, "127.0.0.1:5000/shipyard/api:v1"],
+        &[],
+    );
+    assert_eq!(code(&o), 11);
+    assert!(text(&o.stderr).contains(
+        "Error: image tag not found: GET http://127.0.0.1:5000/v2/shipyard/api/manifests/v1: MANIFEST_UNKNOWN"
+    ));
+
+    // 1: malformed reference, missing key file, unknown flag, no image.
+    for args in [
+        vec!["verify", "--key", &pk, "Not/A Ref"],
+        vec!["verify", "--key", "/nonexistent.pub", &img],
+        vec!["verify", "--bogus", &img],
+        vec!["verify", "--key", &pk],
+        vec!["frobnicate"],
+    ] {
+        let o = c.run(&args, &[]);
+        assert_eq!(code(&o), 1, "{args:?}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).starts_with("Error: "), "{args:?}");
+    }
+}
+
+#[test]
+fn cosign_keyless_identity_and_flag_rules() {
+    let c = Cosign::new();
+    let img = image(HEX);
+    let signer = [
+        (
+            "FAKE_COSIGN_IDENTITY",
+            "https://github.com/example/shipyard/.github/workflows/ci.yml@refs/heads/main",
+        ),
+        (
+            "FAKE_COSIGN_ISSUER",
+            "https://token.actions.githubusercontent.com",
+        ),
+    ];
+    assert_eq!(
+        code(&c.run(&["sign", "-y", &img], &[])),
+        1,
+        "keyless sign needs an identity"
+    );
+    assert_eq!(code(&c.run(&["sign", "-y", &img], &signer)), 0);
+
+    let ok = c.run(
+        &[
+            "verify",
+            "--certificate-identity-regexp",
+            r"^https://github\.com/example/shipyard/.*$",
+            "--certificate-oidc-issuer",
+            "https://token.actions.githubusercontent.com",
+            &img,
+        ],
+        &[],
+    );
+    assert_eq!(code(&ok), 0, "{}", text(&ok.stderr));
+    let out: Value = serde_json::from_slice(&ok.stdout).expect("JSON");
+    assert_eq!(
+        out[0]["optional"]["Issuer"],
+        "https://token.actions.githubusercontent.com"
+    );
+
+    let wrong = c.run(
+        &[
+            "verify",
+            "--certificate-identity",
+            "someone@else",
+            "--certificate-oidc-issuer",
+            "https://token.actions.githubusercontent.com",
+            &img,
+        ],
+        &[],
+    );
+    assert_eq!(code(&wrong), 12);
+    assert!(text(&wrong.stderr).contains("none of the expected identities matched"));
+
+    let no_identity = c.run(&["verify", "--certificate-oidc-issuer", "x", &img], &[]);
+    assert_eq!(code(&no_identity), 1);
+    assert!(text(&no_identity.stderr).contains(
+        "Error: --certificate-identity or --certificate-identity-regexp is required for verification in keyless mode"
+    ));
+    let no_issuer = c.run(&["verify", "--certificate-identity", "x", &img], &[]);
+    assert!(
+        text(&no_issuer.stderr)
+            .contains("--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required")
+    );
+
+    let pk = c.key("k.pub", "k");
+    let both = c.run(
+        &[
+            "verify",
+            "--key",
+            &pk,
+            "--certificate-oidc-issuer",
+            "x",
+            &img,
+        ],
+        &[],
+    );
+    assert_eq!(code(&both), 1);
+    assert!(text(&both.stderr).contains(
+        "if any flags in the group [key certificate-oidc-issuer] are set none of the others can be; [certificate-oidc-issuer key] were all set"
+    ));
+}
+
+#[test]
+fn cosign_forced_exit() {
+    let c = Cosign::new();
+    let o = c.run(
+        &["verify", "--key", "k", &image(HEX)],
+        &[("FAKE_COSIGN_EXIT", "7")],
+    );
+    assert_eq!(code(&o), 7);
+    assert_eq!(
+        lines(&c.state.join("calls.log")).len(),
+        1,
+        "forced calls are still logged"
+    );
+}
+
+// ------------------------------------------------------- provider-services
+
+struct Akash {
+    state: PathBuf,
+    docker_log: PathBuf,
+    docker: PathBuf,
+}
+
+impl Akash {
+    fn new() -> Akash {
+        let state = scratch("akash");
+        let docker_log = state.join("docker.log");
+        let docker = state.join("fake-docker");
+        // Records each docker call; `port` answers with a fixed host port,
+        // `inspect` says running, `run` fails for images named *fail*.
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}'\ncase \"$1\" in\n  port) echo 127.0.0.1:49153; echo '[::1]:49153';;\n  inspect) echo true;;\n  run) for a; do last=$a; done; case \"$last\" in *fail*) echo 'Unable to find image' >&2; exit 125;; esac; echo 0123abcd;;\n  rm) echo 'Error: No such container' >&2; exit 1;;\nesac\n",
+            log = docker_log.display()
+        );
+        std::fs::write(&docker, script).expect("write fake docker");
+        let mut perm = std::fs::metadata(&docker).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&docker, perm).expect("chmod");
+        Akash {
+            state,
+            docker_log,
+            docker,
+        }
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_provider-services"));
+        c.args(args)
+            .env("FAKE_AKASH_STATE", &self.state)
+            .env("FAKE_AKASH_DOCKER", &self.docker)
+            .env_remove("FAKE_AKASH_FAIL");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AKASH_") {
+                c.env_remove(k);
+            }
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run fake provider-services")
+    }
+
+    fn sdl(&self, name: &str, image: &str) -> String {
+        let tpl = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/akash/deploy.yaml"),
+        )
+        .expect("read deploy/akash/deploy.yaml");
+        assert_eq!(tpl.matches("{{image}}").count(), 1, "one placeholder");
+        let p = self.state.join(name);
+        std::fs::write(&p, tpl.replace("{{image}}", image)).expect("write sdl");
+        p.to_string_lossy().into_owned()
+    }
+}
+
+const NET: &[(&str, &str)] = &[
+    ("AKASH_NODE", "https://rpc.example:443"),
+    ("AKASH_CHAIN_ID", "akashnet-2"),
+    ("AKASH_KEYRING_BACKEND", "test"),
+    (
+        "AKASH_MNEMONIC",
+        "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
+    ),
+];
+
+fn tx_json(o: &Output) -> Value {
+    assert_eq!(code(o), 0, "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("tx JSON");
+    assert_eq!(v["code"], 0);
+    assert!(v["txhash"].as_str().is_some_and(|h| h.len() == 64));
+    v
+}
+
+#[test]
+fn akash_template_renders_to_a_valid_sdl() {
+    let a = Akash::new();
+    let sdl = a.sdl("deploy.yaml", &image(HEX));
+    let v = tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "create",
+            &sdl,
+            "--from",
+            "deployer",
+            "--dseq",
+            "42",
+            "-y",
+        ],
+        NET,
+    ));
+    assert_eq!(v["logs"][0]["events"][0]["attributes"][4]["value"], "42");
+}
+
+#[test]
+fn akash_full_flow_update_send_manifest_lease_status() {
+    let a = Akash::new();
+    let v1 = a.sdl("v1.yaml", &image(HEX));
+    let v2 = a.sdl("v2.yaml", &image(HEX2));
+    let from = ["--from", "deployer"];
+
+    tx_json(
+        &a.run(
+            &[
+                &["tx", "deployment", "create", &v1, "--dseq", "7", "-y"][..],
+                &from,
+            ]
+            .concat(),
+            NET,
+        ),
+    );
+
+    // Update: flags from env (AKASH_DSEQ), node/chain required.
+    let mut env = NET.to_vec();
+    env.push(("AKASH_DSEQ", "7"));
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "update",
+            &v2,
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        &env,
+    ));
+
+    // lease-status before any manifest: error.
+    let o = a.run(
+        &[
+            "lease-status",
+            "--dseq",
+            "7",
+            "--provider",
+            "akash1prov",
+            "--from",
+            "deployer",
+        ],
+        NET,
+    );
+    assert_eq!(code(&o), 1);
+
+    // The old SDL is no longer the on-chain version: provider rejects it.
+    let o = a.run(
+        &[
+            "send-manifest",
+            &v1,
+            "--dseq",
+            "7",
+            "--provider",
+            "akash1prov",
+            "--from",
+            "deployer",
+        ],
+        NET,
+    );
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stdout).contains("\tstatus:       FAIL"));
+    assert!(text(&o.stdout).contains("manifest version validation failed"));
+    assert!(!a.docker_log.exists(), "a rejected manifest starts nothing");
+
+    let o = a.run(
+        &[
+            "send-manifest",
+            &v2,
+            "--dseq",
+            "7",
+            "--provider",
+            "akash1prov",
+            "--from",
+            "deployer",
+        ],
+        NET,
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "provider: akash1prov\n\tstatus:       PASS\n"
+    );
+    let docker = std::fs::read_to_string(&a.docker_log).expect("docker was called");
+    let run_line = docker
+        .lines()
+        .find(|l| l.starts_with("run "))
+        .expect("docker run");
+    assert!(
+        run_line.starts_with("run -d --label fake-akash-state="),
+        "{run_line}"
+    );
+    assert!(run_line.contains("--label fake-akash-dseq=7 --name fake-akash-"));
+    assert!(run_line.contains("-p 127.0.0.1::8080 -e API_PORT=8080 -e API_LOG=info"));
+    assert!(run_line.ends_with(&image(HEX2)));
+    assert!(
+        docker
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("rm -f fake-akash-"))
+    );
+
+    let o = a.run(
+        &[
+            "lease-status",
+            "--dseq",
+            "7",
+            "--provider",
+            "akash1prov",
+            "--from",
+            "deployer",
+        ],
+        NET,
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let s: Value = serde_json::from_slice(&o.stdout).expect("lease-status JSON");
+    assert_eq!(
+        s["services"]["api"]["uris"],
+        serde_json::json!(["127.0.0.1:49153"])
+    );
+    assert_eq!(s["services"]["api"]["available"], 1);
+    assert_eq!(s["services"]["api"]["total"], 1);
+    assert_eq!(s["services"]["api"]["ready_replicas"], 1);
+    assert_eq!(s["forwarded_ports"], serde_json::json!({}));
+
+    // calls.env.log: one line per call, secrets redacted.
+    let envs = lines(&a.state.join("calls.env.log"));
+    assert_eq!(envs.len(), lines(&a.state.join("calls.log")).len());
+    assert_eq!(envs[1]["AKASH_DSEQ"], "7");
+    assert_eq!(envs[0]["AKASH_MNEMONIC"], "<redacted>");
+    let all = std::fs::read_to_string(a.state.join("calls.env.log")).expect("env log");
+    assert!(!all.contains("abandon"), "no mnemonic in logs");
+}
+
+/// Arguments, environment, expected stderr fragment.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
+#[test]
+fn akash_update_rules() {
+    let a = Akash::new();
+    let v1 = a.sdl("v1.yaml", &image(HEX));
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "create",
+            &v1,
+            "--from",
+            "k",
+            "--dseq",
+            "9",
+            "-y",
+        ],
+        NET,
+    ));
+
+    // Changed resources: refused.
+    let bigger = a.state.join("bigger.yaml");
+    let text_v1 = std::fs::read_to_string(&v1).expect("read");
+    std::fs::write(&bigger, text_v1.replace("units: 0.5", "units: 1")).expect("write");
+    let o = a.run(
+        &[
+            "tx",
+            "deployment",
+            "update",
+            bigger.to_str().expect("utf8"),
+            "--dseq",
+            "9",
+            "--from",
+            "k",
+            "-y",
+        ],
+        NET,
+    );
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("groups are different than existing deployment"));
+
+    // Unknown dseq, other owner, no node, no chain id, bad SDL, unknown flag/command.
+    let cases: Vec<Case> = vec![
+        (
+            vec![
+                "tx",
+                "deployment",
+                "update",
+                &v1,
+                "--dseq",
+                "10",
+                "--from",
+                "k",
+                "-y",
+            ],
+            NET.to_vec(),
+            "deployment not found",
+        ),
+        (
+            vec![
+                "tx",
+                "deployment",
+                "update",
+                &v1,
+                "--dseq",
+                "9",
+                "--from",
+                "other",
+                "-y",
+            ],
+            NET.to_vec(),
+            "deployment not found",
+        ),
+        (
+            vec![
+                "tx",
+                "deployment",
+                "update",
+                &v1,
+                "--dseq",
+                "9",
+                "--from",
+                "k",
+                "-y",
+            ],
+            vec![("AKASH_CHAIN_ID", "c")],
+            "connection refused",
+        ),
+        (
+            vec![
+                "tx",
+                "deployment",
+                "update",
+                &v1,
+                "--dseq",
+                "9",
+                "--from",
+                "k",
+                "-y",
+            ],
+            vec![("AKASH_NODE", "http://n")],
+            "chain ID required but not specified",
+        ),
+        (
+            vec![
+                "tx",
+                "deployment",
+                "update",
+                "/nonexistent.yaml",
+                "--dseq",
+                "9",
+                "--from",
+                "k",
+                "-y",
+            ],
+            NET.to_vec(),
+            "no such file",
+        ),
+        (
+            vec![
+                "tx",
+                "deployment",
+                "update",
+                &v1,
+                "--dseq",
+                "9",
+                "--from",
+                "k",
+                "--bogus",
+            ],
+            NET.to_vec(),
+            "unknown flag: --bogus",
+        ),
+        (
+            vec!["deploy"],
+            NET.to_vec(),
+            "unknown command \"deploy\" for \"provider-services\"",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let o = a.run(&args, &env);
+        assert_eq!(code(&o), 1, "{args:?}");
+        assert!(
+            text(&o.stderr).contains(want),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
+
+    // The flag wins over the env.
+    let mut env = NET.to_vec();
+    env.push(("AKASH_DSEQ", "10"));
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "update",
+            &v1,
+            "--dseq",
+            "9",
+            "--from",
+            "k",
+            "-y",
+        ],
+        &env,
+    ));
+
+    // A bad SDL (empty image) is refused.
+    let bad = a.sdl("bad.yaml", "");
+    let o = a.run(
+        &[
+            "tx",
+            "deployment",
+            "update",
+            &bad,
+            "--dseq",
+            "9",
+            "--from",
+            "k",
+            "-y",
+        ],
+        NET,
+    );
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("image"));
+}
+
+#[test]
+fn akash_send_manifest_failures() {
+    let a = Akash::new();
+    let good = a.sdl("good.yaml", &image(HEX));
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "create",
+            &good,
+            "--from",
+            "k",
+            "--dseq",
+            "5",
+            "-y",
+        ],
+        NET,
+    ));
+    let send = [
+        "send-manifest",
+        &good,
+        "--dseq",
+        "5",
+        "--provider",
+        "p",
+        "--from",
+        "k",
+    ];
+
+    let mut env = NET.to_vec();
+    env.push(("FAKE_AKASH_FAIL", "send-manifest"));
+    let o = a.run(&send, &env);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stdout).contains("\tstatus:       FAIL"));
+    assert!(text(&o.stderr).contains("Error: submit manifest to some providers has been failed"));
+    assert!(
+        !a.docker_log.exists(),
+        "forced failure touches no container"
+    );
+
+    let o = a.run(&[&send[..], &["-o", "json"]].concat(), NET);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v[0]["status"], "PASS");
+
+    // docker run failing is reported as FAIL with docker's stderr.
+    let failing = a.sdl("failing.yaml", "127.0.0.1:5000/will-fail:x");
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "create",
+            &failing,
+            "--from",
+            "k",
+            "--dseq",
+            "6",
+            "-y",
+        ],
+        NET,
+    ));
+    let o = a.run(
+        &[
+            "send-manifest",
+            &failing,
+            "--dseq",
+            "6",
+            "--provider",
+            "p",
+            "--from",
+            "k",
+        ],
+        NET,
+    );
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stdout).contains("Unable to find image"));
+
+    // No such deployment.
+    let o = a.run(
+        &[
+            "send-manifest",
+            &good,
+            "--dseq",
+            "99",
+            "--provider",
+            "p",
+            "--from",
+            "k",
+        ],
+        NET,
+    );
+    assert_eq!(code(&o), 1);
+}
+
+#[test]
+fn akash_without_state_dir_fails() {
+    let o = Command::new(env!("CARGO_BIN_EXE_provider-services"))
+        .arg("version")
+        .env_remove("FAKE_AKASH_STATE")
+        .output()
+        .expect("run");
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("FAKE_AKASH_STATE is not set"));
+}
