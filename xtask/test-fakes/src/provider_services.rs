@@ -48,8 +48,9 @@
 //! - One container per service whatever `count` says (`total` still reports
 //!   `count`). Resource groups compared: compute resources, placement
 //!   attributes and pricing, counts; not the endpoint list.
-//! - Some error texts (deployment not found, no manifest yet) are the fake's
-//!   best guess; see the report in the commit history.
+//! - Unconfirmed error texts (the fake's best guess): deployment not found,
+//!   no leases for deployment, manifest not yet received, lease not found,
+//!   missing --from.
 //!
 //! Environment: `FAKE_AKASH_STATE` (required state dir), `FAKE_AKASH_FAIL`
 //! (comma list of `send-manifest`, `deployment-update`, `lease-status`:
