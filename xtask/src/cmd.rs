@@ -11,17 +11,8 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
-
-static QUIET: AtomicBool = AtomicBool::new(false);
-
-/// Silence the `$ …` echo of read-only queries (set by `--json` callers that
-/// want a quiet stderr). Commands that change anything are always echoed.
-pub fn set_quiet_queries(quiet: bool) {
-    QUIET.store(quiet, Ordering::Relaxed);
-}
 
 #[derive(Clone, Debug)]
 struct Arg {
@@ -108,11 +99,8 @@ impl Cmd {
         self
     }
 
-    pub fn program(&self) -> &str {
-        &self.program
-    }
-
     /// The arguments as the child receives them (secrets included): for tests.
+    #[cfg(test)]
     pub fn argv(&self) -> Vec<&str> {
         self.args.iter().map(|a| a.value.as_str()).collect()
     }
@@ -130,12 +118,6 @@ impl Cmd {
 
     fn echo(&self) {
         eprintln!("$ {self}");
-    }
-
-    fn echo_query(&self) {
-        if !QUIET.load(Ordering::Relaxed) {
-            self.echo();
-        }
     }
 
     fn spawn_error(&self, err: io::Error) -> anyhow::Error {
@@ -165,9 +147,8 @@ impl Cmd {
     }
 
     /// Run and capture both streams; a non-zero exit is the caller's to judge.
-    /// Echoed as a query.
     pub fn output(&self) -> anyhow::Result<Output> {
-        self.echo_query();
+        self.echo();
         let out = self.to_std().output().map_err(|e| self.spawn_error(e))?;
         Ok(Output {
             status: out.status,

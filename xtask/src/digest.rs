@@ -16,6 +16,7 @@ impl Digest {
     }
 
     /// The 64 hex characters after `sha256:`.
+    #[cfg(test)]
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
     }

@@ -6,19 +6,30 @@
 mod ci_build;
 mod cmd;
 mod cosign;
+mod deploy;
 mod digest;
 mod docker;
 mod environment;
 mod git;
+mod history;
 mod http;
 mod image;
+mod interrupt;
+mod ledger;
+mod lock;
+mod notify;
 mod project;
 mod record;
 mod registry;
+mod release;
 mod repository;
+mod rollback;
 mod sha;
+mod signing_report;
+mod status;
 mod step;
 mod target;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -57,6 +68,16 @@ struct Cli {
 enum Task {
     /// Build HEAD's image (clean, linux/amd64), push it tagged by SHA, read the digest back, record it
     CiBuild(ci_build::Args),
+    /// Deploy the image of one commit SHA: checked, pinned by digest, verified, rolled back on failure
+    Deploy(deploy::Args),
+    /// Return to an earlier SHA (default: the previous verified release), with its config; never builds
+    Rollback(rollback::Args),
+    /// What runs in an environment now, asked of the target and of the service itself
+    Status(status::Args),
+    /// The release ledger of an environment, newest first
+    History(history::Args),
+    /// Share of signature-verified releases in the last 30, and whether to turn strict
+    SigningReport(signing_report::Args),
     /// Start or stop the local registry used when no repository is configured
     Registry {
         #[command(subcommand)]
@@ -124,6 +145,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let project = Project::locate()?;
     match cli.task {
         Task::CiBuild(args) => ci_build::run(args, &project),
+        Task::Deploy(args) => deploy::run(args, &project),
+        Task::Rollback(args) => rollback::run(args, &project),
+        Task::Status(args) => status::run(args, &project),
+        Task::History(args) => history::run(args, &project),
+        Task::SigningReport(args) => signing_report::run(args, &project),
         Task::Registry {
             action: RegistryAction::Up { port },
         } => registry::up(&project.state_dir(), port),

@@ -90,10 +90,17 @@ pub struct Repositories {
 pub struct EnvironmentConfig {
     /// `docker` (the default), `akash` or `kubernetes`.
     pub target: Option<crate::target::TargetKind>,
-    /// Host port the docker target publishes on 127.0.0.1.
+    /// Docker: host port published on 127.0.0.1 (staging 18080, production 18081).
     pub port: Option<u16>,
+    /// Docker: the container's stable name (default `xtask-api-<env>`).
+    pub container: Option<String>,
+    /// `API_*` settings passed to the service; part of each release's config.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     /// Kubernetes: the kustomize overlay, relative to the root.
     pub overlay: Option<String>,
+    /// Kubernetes: the namespace of the `api` Deployment (default `api-<env>`).
+    pub namespace: Option<String>,
     /// Kubernetes: the URL that reaches the Service for verification.
     pub url: Option<String>,
 }

@@ -22,10 +22,6 @@ pub enum RepositoryKind {
 }
 
 impl Repository {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The registry host (with port) when the name has one, as docker decides:
     /// the first component is a host if it has a `.` or `:` or is `localhost`.
     pub fn host(&self) -> Option<&str> {
@@ -34,6 +30,7 @@ impl Repository {
     }
 
     /// The path after the host, as used in `/v2/<path>/manifests/<ref>`.
+    #[cfg(test)]
     pub fn path(&self) -> &str {
         match self.host() {
             Some(host) => &self.0[host.len() + 1..],
@@ -188,7 +185,7 @@ mod tests {
             "a__b/c.d/e--f",
         ] {
             let repo: Repository = ok.parse().expect(ok);
-            assert_eq!(repo.as_str(), ok);
+            assert_eq!(repo.to_string(), ok);
         }
     }
 

@@ -1,0 +1,199 @@
+//! `cargo xtask deploy <SHA> --env …`: exactly the bytes built from that
+//! commit, checked before the target is touched, verified after, rolled
+//! back by itself when verification fails.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use crate::digest::Digest;
+use crate::environment::Environment;
+use crate::git;
+use crate::image::ImageRef;
+use crate::interrupt;
+use crate::ledger::{Ledger, RecordKind};
+use crate::lock::Lock;
+use crate::project::{Project, RepositoryArgs};
+use crate::record;
+use crate::release::{self, Request};
+use crate::sha::GitSha;
+use crate::target::{self, TargetKind};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The full 40-character commit SHA to deploy (never a tag like `latest`)
+    #[arg(value_name = "SHA")]
+    pub sha: GitSha,
+    #[command(flatten)]
+    pub common: Common,
+    /// The digest recorded at build; the registry must still serve it
+    #[arg(long, value_name = "DIGEST", conflicts_with = "metadata")]
+    pub expect_digest: Option<Digest>,
+    /// ci-build's metadata.json: its digest must match the registry's
+    #[arg(long, value_name = "FILE")]
+    pub metadata: Option<PathBuf>,
+}
+
+/// Flags shared by deploy and rollback.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Which environment
+    #[arg(long, value_enum)]
+    pub env: Environment,
+    /// Where it runs [default: the environment's target in deploy/release.json, else docker]
+    #[arg(long, value_enum)]
+    pub target: Option<TargetKind>,
+    #[command(flatten)]
+    pub repos: RepositoryArgs,
+    /// Seconds to wait for /health and /version to report the SHA
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub verify_timeout: u64,
+    /// Fail unless cosign verifies the image (default: soft, record `unverified`)
+    #[arg(long)]
+    pub require_signature: bool,
+    /// Break the environment's lock when its holder is gone (never a live one)
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Print the records as JSON lines on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Run the checks, print what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl Common {
+    pub fn target(&self, project: &Project) -> anyhow::Result<Box<dyn target::Target>> {
+        let settings = project.release_config()?.environment(self.env);
+        let kind = self
+            .target
+            .or(settings.target)
+            .unwrap_or(TargetKind::Docker);
+        Ok(target::for_environment(kind, self.env, &settings, project))
+    }
+}
+
+pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
+    let c = &args.common;
+    let repos = c.repos.resolve(project)?;
+    let metadata = args
+        .metadata
+        .as_deref()
+        .map(|p| release::read_metadata(p, &args.sha))
+        .transpose()?;
+    let only = match &metadata {
+        Some(build) => {
+            if repos.get(build.repository_kind) != &build.repository {
+                bail!(
+                    "the metadata names {} as the {} repository, but the configured one is {}: pass --repository/--staging-repository to match the build",
+                    build.repository,
+                    build.repository_kind,
+                    repos.get(build.repository_kind)
+                );
+            }
+            Some(build.repository_kind)
+        }
+        None => None,
+    };
+    let (kind, digest) = release::find_image(c.env, &repos, &args.sha, only)?;
+    let image = ImageRef {
+        repository: repos.get(kind).clone(),
+        sha: args.sha.clone(),
+        digest,
+    };
+    match (&args.expect_digest, &metadata) {
+        (Some(d), _) => release::check_digest(&image, Some(d), "--expect-digest")?,
+        (None, Some(build)) => {
+            release::check_digest(&image, Some(&build.image_digest), "the build metadata")?
+        }
+        (None, None) => eprintln!(
+            "warning: no --metadata or --expect-digest: trusting the registry's digest {}",
+            image.digest
+        ),
+    }
+    let signature = release::signature(&image, c.require_signature)?;
+    let target = c.target(project)?;
+    target.preflight()?;
+    if c.dry_run {
+        return dry_run(&*target, &image, project);
+    }
+    interrupt::install()?;
+    let _lock = Lock::acquire(&project.state_dir(), c.env, c.force_unlock)?;
+    let ledger = Ledger::open(&project.state_dir(), c.env);
+    eprintln!(
+        "deploying {} to {} on {}",
+        image.pinned(),
+        c.env,
+        target.kind()
+    );
+    let (records, ok) = release::execute(
+        Request {
+            kind: RecordKind::Deploy,
+            env: c.env,
+            image,
+            signature,
+            config: None,
+            reason: None,
+            verify_timeout: Duration::from_secs(c.verify_timeout),
+            initiated_by: git::actor(&project.root),
+            target: &*target,
+        },
+        project,
+        &ledger,
+    )?;
+    finish(&records, ok, c.json)
+}
+
+pub fn dry_run(
+    target: &dyn target::Target,
+    image: &ImageRef,
+    project: &Project,
+) -> anyhow::Result<()> {
+    let dir = project.state_dir().join("dry-run");
+    let config = target.render(image, "dry-run", &dir)?;
+    eprintln!("(dry run) rendered {}", config.display());
+    for line in target.plan(&config)? {
+        eprintln!("(dry run) $ {line}");
+    }
+    eprintln!("(dry run) then verify /health and /version; nothing was changed");
+    Ok(())
+}
+
+/// Print the records, notify, and turn a failed release into the exit status.
+pub fn finish(records: &[crate::ledger::Release], ok: bool, json: bool) -> anyhow::Result<()> {
+    for r in records {
+        crate::notify::send(r);
+        if json {
+            record::print_line(r)?;
+        }
+    }
+    if ok {
+        return Ok(());
+    }
+    let first = &records[0];
+    let what = match first.record {
+        RecordKind::Deploy => "deploy",
+        RecordKind::Rollback => "rollback",
+    };
+    let error = first.error.as_deref().unwrap_or("failed");
+    match (&first.left_on_sha, records.get(1)) {
+        (Some(left), Some(_)) => bail!(
+            "{what} of {} {:?}: {error}; rolled back automatically, {} runs {left} (verified)",
+            first.image_sha,
+            first.status,
+            first.environment
+        ),
+        _ if first.previous_sha.is_none() => bail!(
+            "{what} of {} {:?}: {error}; nothing ran before, so nothing runs now",
+            first.image_sha,
+            first.status
+        ),
+        _ => bail!(
+            "{what} of {} {:?}: {error}; the previous release could NOT be verified: see `cargo xtask status --env {}` and docs/rollback.md",
+            first.image_sha,
+            first.status,
+            first.environment
+        ),
+    }
+}

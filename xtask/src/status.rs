@@ -1,0 +1,96 @@
+//! `cargo xtask status --env …`: what runs now, asked of the target, and
+//! what the running service itself reports.
+
+use std::time::Duration;
+
+use crate::deploy::Common;
+use crate::environment::Environment;
+use crate::http;
+use crate::ledger::{self, Ledger};
+use crate::project::{Project, RepositoryArgs};
+use crate::record;
+use crate::target::TargetKind;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum)]
+    pub env: Environment,
+    #[arg(long, value_enum)]
+    pub target: Option<TargetKind>,
+    /// Print the status as one JSON line on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
+    let common = Common {
+        env: args.env,
+        target: args.target,
+        repos: RepositoryArgs {
+            repository: None,
+            staging_repository: None,
+        },
+        verify_timeout: 0,
+        require_signature: false,
+        force_unlock: false,
+        json: args.json,
+        dry_run: false,
+    };
+    let target = common.target(project)?;
+    let mut running = target.status()?;
+    let ledger = Ledger::open(&project.state_dir(), args.env);
+    let releases = ledger.read_reporting()?;
+    let current = ledger::current(&releases);
+    let (healthy, reported_sha) = match &running.url {
+        Some(url) => {
+            let health = http::get(&format!("{url}/health"), Duration::from_secs(2))
+                .is_ok_and(|r| r.status == 200);
+            let sha = http::get(&format!("{url}/version"), Duration::from_secs(2))
+                .ok()
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok())
+                .and_then(|v| v.get("git_sha")?.as_str().map(str::to_owned));
+            (health, sha)
+        }
+        None => (false, None),
+    };
+    // Targets that cannot name the image (akash) fall back to the ledger.
+    if running.image_sha.is_none() {
+        running.image_sha = reported_sha.as_deref().and_then(|s| s.parse().ok());
+    }
+    if running.image_digest.is_none() {
+        running.image_digest = current
+            .filter(|c| Some(&c.image_sha) == running.image_sha.as_ref())
+            .map(|c| c.image_digest.clone());
+    }
+    let status = serde_json::json!({
+        "record": "status",
+        "environment": args.env,
+        "target": target.kind(),
+        "image_sha": running.image_sha,
+        "image_digest": running.image_digest,
+        "image_ref": running.image_ref,
+        "url": running.url,
+        "deployment_ref": running.deployment_ref,
+        "healthy": healthy,
+        "reported_sha": reported_sha,
+        "ledger_release": current.map(|c| &c.id),
+        "at": record::now_rfc3339(),
+    });
+    if args.json {
+        record::print_line(&status)?;
+    } else {
+        match &running.image_sha {
+            Some(sha) => println!(
+                "{} on {}: {sha}\n  image   {}\n  url     {}\n  health  {}\n  reports {}",
+                args.env,
+                target.kind(),
+                running.image_ref.as_deref().unwrap_or("-"),
+                running.url.as_deref().unwrap_or("-"),
+                if healthy { "ok" } else { "NOT OK" },
+                reported_sha.as_deref().unwrap_or("-"),
+            ),
+            None => println!("{} on {}: nothing deployed", args.env, target.kind()),
+        }
+    }
+    Ok(())
+}
