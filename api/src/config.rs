@@ -80,7 +80,7 @@ impl Config {
                 &lookup,
                 "API_LOG",
                 "a tracing EnvFilter directive such as info or info,api=debug",
-                |v| LogFilter::parse(v),
+                LogFilter::parse,
             )?
             .unwrap_or(defaults.log),
             shutdown_grace: read(
