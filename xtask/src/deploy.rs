@@ -41,7 +41,7 @@ pub struct Common {
     /// Which environment
     #[arg(long, value_enum)]
     pub env: Environment,
-    /// Where it runs [default: the environment's target in deploy/release.json, else docker]
+    /// Where it runs [default: docker; in CI, the environment's target in deploy/release.json]
     #[arg(long, value_enum)]
     pub target: Option<TargetKind>,
     #[command(flatten)]

@@ -88,7 +88,7 @@ pub struct Repositories {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentConfig {
-    /// `docker` (the default), `akash` or `kubernetes`.
+    /// `docker`, `akash` or `kubernetes`; used in CI (a dev shell defaults to docker).
     pub target: Option<crate::target::TargetKind>,
     /// Docker: host port published on 127.0.0.1 (staging 18080, production 18081).
     pub port: Option<u16>,
