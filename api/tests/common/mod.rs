@@ -15,15 +15,20 @@ use std::{
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
 /// Calls `check` until it returns `Some`, failing the test after [`DEADLINE`].
-pub fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
+pub fn poll<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    poll_for(DEADLINE, what, check)
+}
+
+/// Calls `check` until it returns `Some`, failing the test after `limit`.
+pub fn poll_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check() {
             return value;
         }
         assert!(
             Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting for {what}"
+            "timed out after {limit:?} waiting for {what}"
         );
         thread::sleep(Duration::from_millis(10));
     }
@@ -98,6 +103,22 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
 
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path)
+}
+
+/// `GET path`, or `None` while nothing answers it completely (e.g. a container starting
+/// behind docker's port proxy, which accepts and then closes).
+pub fn try_get(addr: SocketAddr, path: &str) -> Option<Reply> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let complete = raw.starts_with(b"HTTP/1.") && raw.windows(4).any(|w| w == b"\r\n\r\n");
+    complete.then(|| Reply::parse(&raw))
 }
 
 /// A port nothing listens on (bound, then released).
