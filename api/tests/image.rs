@@ -142,17 +142,18 @@ fn image_serves_the_built_sha_as_non_root() {
 
     // The HEALTHCHECK runs `/api healthcheck` inside the scratch image (first run after
     // the 10 s interval).
+    let mut inspect = Command::new("docker");
+    inspect.args(["inspect", "-f", "{{.State.Health.Status}}", &container.0]);
+    println!(
+        "$ docker inspect -f {{{{.State.Health.Status}}}} {} (polled)",
+        container.0
+    );
     poll_for(
         Duration::from_secs(60),
         "the container to report healthy",
         || {
-            let health = run(Command::new("docker").args([
-                "inspect",
-                "-f",
-                "{{.State.Health.Status}}",
-                &container.0,
-            ]));
-            (health.trim() == "healthy").then_some(())
+            let output = inspect.output().expect("run docker inspect");
+            (String::from_utf8_lossy(&output.stdout).trim() == "healthy").then_some(())
         },
     );
 }
