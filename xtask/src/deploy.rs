@@ -66,10 +66,10 @@ pub struct Common {
 impl Common {
     pub fn target(&self, project: &Project) -> anyhow::Result<Box<dyn target::Target>> {
         let settings = project.release_config()?.environment(self.env);
-        let kind = self
-            .target
-            .or(settings.target)
-            .unwrap_or(TargetKind::Docker);
+        // Like the repositories: the checked-in targets are CI's; a dev shell
+        // gets the local engine unless it asks for another target.
+        let configured = std::env::var_os("CI").and(settings.target);
+        let kind = self.target.or(configured).unwrap_or(TargetKind::Docker);
         Ok(target::for_environment(kind, self.env, &settings, project))
     }
 }
@@ -179,18 +179,18 @@ pub fn finish(records: &[crate::ledger::Release], ok: bool, json: bool) -> anyho
     let error = first.error.as_deref().unwrap_or("failed");
     match (&first.left_on_sha, records.get(1)) {
         (Some(left), Some(_)) => bail!(
-            "{what} of {} {:?}: {error}; rolled back automatically, {} runs {left} (verified)",
+            "{what} of {} {}: {error}; rolled back automatically, {} runs {left} (verified)",
             first.image_sha,
             first.status,
             first.environment
         ),
         _ if first.previous_sha.is_none() => bail!(
-            "{what} of {} {:?}: {error}; nothing ran before, so nothing runs now",
+            "{what} of {} {}: {error}; nothing ran before, so nothing runs now",
             first.image_sha,
             first.status
         ),
         _ => bail!(
-            "{what} of {} {:?}: {error}; the previous release could NOT be verified: see `cargo xtask status --env {}` and docs/rollback.md",
+            "{what} of {} {}: {error}; the previous release could NOT be verified: see `cargo xtask status --env {}` and docs/rollback.md",
             first.image_sha,
             first.status,
             first.environment

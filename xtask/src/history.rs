@@ -41,7 +41,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 r.at,
                 kind,
                 r.image_sha.short(),
-                serde_json::to_value(r.status)?.as_str().unwrap_or("?"),
+                r.status,
                 r.target,
                 r.initiated_by
             );

@@ -44,9 +44,13 @@ impl Project {
         }
     }
 
-    /// xtask's own state: records, ledger, locks, rendered manifests.
+    /// xtask's own state: records, ledger, locks, rendered release configs.
+    /// `XTASK_STATE_DIR` moves it (e.g. to a disk that outlives the checkout).
     pub fn state_dir(&self) -> PathBuf {
-        self.root.join("target").join("xtask")
+        match std::env::var_os("XTASK_STATE_DIR") {
+            Some(dir) => self.root.join(dir),
+            None => self.root.join("target").join("xtask"),
+        }
     }
 
     pub fn release_config(&self) -> anyhow::Result<ReleaseConfig> {

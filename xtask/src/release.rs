@@ -164,10 +164,15 @@ pub fn execute(
         Ok(applied) => {
             release.url = Some(applied.url.clone());
             release.deployment_ref = Some(applied.deployment_ref);
+            // Only where old and new overlap during a rollout may the old SHA still answer.
+            let overlapping = release
+                .previous_sha
+                .as_ref()
+                .filter(|_| req.target.rollout_overlaps());
             let outcome = verify::service(
                 &applied.url,
                 &req.image.sha,
-                release.previous_sha.as_ref(),
+                overlapping,
                 req.verify_timeout,
             );
             release.verified = outcome.verified.clone();
@@ -197,7 +202,7 @@ pub fn execute(
         }
         Err(e) => format!("{e:#}"),
     };
-    eprintln!("error: {failure}");
+    eprintln!("failed: {failure}");
 
     // Put the previous release back, verified, and say so in the ledger.
     let restored = restore(req.target, previous.as_ref(), req.verify_timeout);
@@ -269,7 +274,7 @@ fn restore(
     let kept = match target.restore_kept() {
         Ok(kept) => kept,
         Err(e) => {
-            eprintln!("error: could not restore the kept instance: {e:#}");
+            eprintln!("warning: could not restore the kept instance: {e:#}");
             None
         }
     };
@@ -284,13 +289,13 @@ fn restore(
             Some(config) => match target.apply(config) {
                 Ok(applied) => Some(applied),
                 Err(e) => {
-                    eprintln!("error: re-applying {} failed: {e:#}", config.display());
+                    eprintln!("warning: re-applying {} failed: {e:#}", config.display());
                     None
                 }
             },
             None => {
                 eprintln!(
-                    "error: the config of release {} is gone; redeploy {} by hand",
+                    "warning: the config of release {} is gone; redeploy {} by hand",
                     previous.id, previous.image_sha
                 );
                 None
@@ -309,7 +314,7 @@ fn restore(
         );
     } else {
         eprintln!(
-            "error: the restored release did not verify either: {}",
+            "warning: the restored release did not verify either: {}",
             outcome.last_seen
         );
     }

@@ -202,6 +202,11 @@ impl Target for Docker {
         }))
     }
 
+    /// The old container is stopped before the new one starts.
+    fn rollout_overlaps(&self) -> bool {
+        false
+    }
+
     fn status(&self) -> anyhow::Result<Running> {
         let out = docker()
             .args([

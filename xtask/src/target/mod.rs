@@ -81,6 +81,11 @@ pub trait Target {
     fn restore_kept(&self) -> anyhow::Result<Option<Applied>>;
     /// What runs now, asked of the target.
     fn status(&self) -> anyhow::Result<Running>;
+    /// Whether the old release may still answer while the new one rolls out
+    /// (a provider's or a cluster's rolling update); verification waits it out.
+    fn rollout_overlaps(&self) -> bool {
+        true
+    }
 }
 
 pub fn for_environment(

@@ -54,7 +54,9 @@
 //!
 //! Environment: `FAKE_AKASH_STATE` (required state dir), `FAKE_AKASH_FAIL`
 //! (comma list of `send-manifest`, `deployment-update`, `lease-status`:
-//! force that step to fail), `FAKE_AKASH_DOCKER` (docker binary, default
+//! force that step to fail), `FAKE_AKASH_FAIL_IMAGE` (send-manifest fails
+//! for an SDL whose text contains this, e.g. one SHA: a bad release that can
+//! still be rolled back within the same run), `FAKE_AKASH_DOCKER` (docker binary, default
 //! `docker`). State: `calls.log` (one JSON argv array per call),
 //! `calls.env.log` (same line number: the AKASH_* env seen, secrets
 //! redacted), `chain.json` (deployments).
@@ -525,7 +527,7 @@ fn print_send_result(format: &str, provider: &str, error: Option<&str>) {
 fn send_manifest(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), String> {
     node(p)?;
     let owner = owner(p)?;
-    let (_, sdl) = read_sdl(sdl_path)?;
+    let (text, sdl) = read_sdl(sdl_path)?;
     let provider = flag(p, "provider").ok_or("empty address string is not allowed")?;
     let dseq = dseq_of(p)?.unwrap_or(0);
     let format = p.last("output").unwrap_or("text").to_string();
@@ -534,8 +536,15 @@ fn send_manifest(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), String> {
         deployment(&mut chain, dseq, &owner).map_err(|_| "no leases for deployment".to_string())?;
     const FAILED: &str = "submit manifest to some providers has been failed";
 
+    let refused_image = std::env::var("FAKE_AKASH_FAIL_IMAGE")
+        .ok()
+        .filter(|needle| !needle.is_empty() && text.contains(needle.as_str()));
     let outcome = if forced("send-manifest") {
         Err("fake provider-services: forced failure (FAKE_AKASH_FAIL=send-manifest)".to_string())
+    } else if let Some(needle) = refused_image {
+        Err(format!(
+            "fake provider-services: forced failure for image {needle} (FAKE_AKASH_FAIL_IMAGE)"
+        ))
     } else if d.get("version").and_then(Value::as_str) != Some(sdl.version.as_str()) {
         Err("manifest version validation failed".to_string())
     } else {
