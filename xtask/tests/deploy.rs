@@ -1,0 +1,922 @@
+//! `deploy`, `rollback`, `status` and `history` end to end: the real xtask
+//! binary, the real Docker engine, a real `docker-registry`; fakes only for
+//! cosign and the Akash CLI (`provider-services`).
+//!
+//! Three commits are built once (A and B on main, F on a feature branch) and
+//! shared; every test gets its own state dir (locks, ledger, rendered
+//! configs), its own container names and ports, so tests run in parallel.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+struct Built {
+    sha: String,
+    digest: String,
+    metadata: PathBuf,
+}
+
+struct World {
+    registry: Registry,
+    project: Project,
+    canonical: String,
+    staging: String,
+    a: Built,
+    b: Built,
+    feature: Built,
+    /// A SHA whose tag holds A's bytes: its `/version` reports A, not itself.
+    wrong_sha: String,
+    _records: TempDir,
+    _images: DockerGuard,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let registry = Registry::start();
+        let project = Project::new();
+        project.remove_at_exit();
+        let records = TempDir::new("records");
+        records.remove_at_exit();
+        let images = DockerGuard::new();
+        images.images_under(&format!("{}/", registry.host()));
+        images.clean_at_exit();
+        let canonical = registry.repo("it/api");
+        let staging = registry.repo("it/api-staging");
+        let build = |label: &str| -> Built {
+            let out = records.join(format!("{label}.json"));
+            let args = [
+                "ci-build",
+                "--repository",
+                &canonical,
+                "--staging-repository",
+                &staging,
+                "--out",
+            ];
+            let mut args: Vec<&str> = args.to_vec();
+            let out_str = out.display().to_string();
+            args.push(&out_str);
+            project.xtask(&args).expect_success();
+            let record = read_json(&out);
+            Built {
+                sha: record["image_sha"].as_str().expect("image_sha").to_owned(),
+                digest: record["image_digest"]
+                    .as_str()
+                    .expect("image_digest")
+                    .to_owned(),
+                metadata: out,
+            }
+        };
+        let a = build("a");
+        project.commit_empty("second commit, same bytes");
+        let b = build("b");
+        project.checkout_new_branch("feature/x");
+        project.commit_empty("a branch commit");
+        let feature = build("feature");
+        project.git(&["checkout", "-q", "main"]);
+        let wrong_sha = "0badc0de".repeat(5);
+        docker_ok(&[
+            "tag",
+            &format!("{canonical}:{}", a.sha),
+            &format!("{canonical}:{wrong_sha}"),
+        ]);
+        docker_ok(&["push", &format!("{canonical}:{wrong_sha}")]);
+        World {
+            registry,
+            project,
+            canonical,
+            staging,
+            a,
+            b,
+            feature,
+            wrong_sha,
+            _records: records,
+            _images: images,
+        }
+    })
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
+}
+
+/// One test's own environments: state dir, config (container names, ports),
+/// and the containers to remove at the end.
+struct Stage {
+    label: String,
+    state: TempDir,
+    config: PathBuf,
+    ports: [u16; 2],
+    _containers: DockerGuard,
+}
+
+impl Stage {
+    fn new(label: &str) -> Stage {
+        let state = TempDir::new(label);
+        let ports = [free_port(), free_port()];
+        let label = format!("{label}-{}", std::process::id());
+        let containers = DockerGuard::new();
+        let mut envs = serde_json::Map::new();
+        for (env, port) in ["staging", "production"].into_iter().zip(ports) {
+            let name = format!("xtask-it-{label}-{env}");
+            containers.container(&name);
+            containers.container(&format!("{name}-previous"));
+            envs.insert(
+                env.into(),
+                serde_json::json!({"port": port, "container": name, "env": {"API_LOG": "warn"}}),
+            );
+        }
+        let config = state.join("release.json");
+        std::fs::write(
+            &config,
+            serde_json::json!({"environments": envs}).to_string(),
+        )
+        .expect("config");
+        Stage {
+            label,
+            state,
+            config,
+            ports,
+            _containers: containers,
+        }
+    }
+
+    fn container(&self, env: &str) -> String {
+        format!("xtask-it-{}-{env}", self.label)
+    }
+
+    fn xtask(&self, args: &[&str]) -> Xtask {
+        let w = world();
+        w.project
+            .xtask_cmd(args)
+            .env("XTASK_STATE_DIR", self.state.path())
+            .env("XTASK_CONFIG", &self.config)
+            .env("XTASK_REPOSITORY", &w.canonical)
+            .env("XTASK_STAGING_REPOSITORY", &w.staging)
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.xtask(args).run()
+    }
+
+    fn deploy(&self, built: &Built, env: &str) -> Run {
+        let metadata = built.metadata.display().to_string();
+        let run = self.run(&[
+            "deploy",
+            &built.sha,
+            "--env",
+            env,
+            "--metadata",
+            &metadata,
+            "--json",
+        ]);
+        run.expect_success();
+        run
+    }
+
+    fn status(&self, env: &str) -> Value {
+        let run = self.run(&["status", "--env", env, "--json"]);
+        run.expect_success();
+        last_json(&run)
+    }
+
+    fn history(&self, env: &str) -> Vec<Value> {
+        let run = self.run(&["history", "--env", env, "--json"]);
+        run.expect_success();
+        run.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("history line"))
+            .collect()
+    }
+
+    fn ledger_lines(&self, env: &str) -> usize {
+        std::fs::read_to_string(self.state.join(format!("ledger/{env}.jsonl")))
+            .map_or(0, |t| t.lines().count())
+    }
+
+    /// What the running service itself says, on the environment's port.
+    fn served_sha(&self, env: &str) -> Option<String> {
+        let port = if env == "staging" {
+            self.ports[0]
+        } else {
+            self.ports[1]
+        };
+        let (status, body) = http_get(&format!("http://127.0.0.1:{port}/version"));
+        (status == 200).then(|| {
+            serde_json::from_str::<Value>(&body).ok()?["git_sha"]
+                .as_str()
+                .map(str::to_owned)
+        })?
+    }
+
+    /// Status (asked of the target), the service's `/version` and the
+    /// expectation agree.
+    fn assert_runs(&self, env: &str, sha: &str) {
+        let status = self.status(env);
+        assert_eq!(status["image_sha"], sha, "status: {status}");
+        assert_eq!(status["reported_sha"], sha, "status: {status}");
+        assert_eq!(status["healthy"], true, "status: {status}");
+        assert_eq!(self.served_sha(env).as_deref(), Some(sha));
+        assert!(
+            status["image_ref"]
+                .as_str()
+                .is_some_and(|r| r.contains(&format!(":{sha}@sha256:"))),
+            "pinned: {status}"
+        );
+    }
+}
+
+fn last_json(run: &Run) -> Value {
+    let line = run
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no stdout from {}", run.label));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+/// A dir with `docker` and `cargo` wrappers that log every call, then run the real tool.
+fn recording_wrappers() -> (TempDir, PathBuf) {
+    let dir = TempDir::new("recording");
+    let log = dir.join("calls.log");
+    for tool in ["docker", "cargo"] {
+        let real = match tool {
+            "cargo" => std::env::var("CARGO")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| which::which("cargo").expect("cargo")),
+            _ => which::which(tool).expect("docker on PATH"),
+        };
+        let script = format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        );
+        let path = dir.join(tool);
+        std::fs::write(&path, script).expect("wrapper");
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&path)
+            .status()
+            .expect("chmod");
+    }
+    (dir, log)
+}
+
+#[test]
+fn deploy_deploy_rollback_rollback_keeps_status_and_service_in_agreement() {
+    let w = world();
+    let stage = Stage::new("cycle");
+
+    let first = stage.deploy(&w.a, "staging");
+    let record = last_json(&first);
+    assert_eq!(record["record"], "deploy");
+    assert_eq!(record["status"], "complete");
+    assert_eq!(record["image_digest"], w.a.digest.as_str());
+    assert_eq!(record["previous_sha"], Value::Null);
+    assert_eq!(
+        record["verified"],
+        serde_json::json!({"health": true, "sha": true})
+    );
+    assert!(
+        first.stderr.contains("digest matches the build metadata"),
+        "{}",
+        first.stderr
+    );
+    stage.assert_runs("staging", &w.a.sha);
+
+    let second = last_json(&stage.deploy(&w.b, "staging"));
+    assert_eq!(second["previous_sha"], w.a.sha.as_str());
+    stage.assert_runs("staging", &w.b.sha);
+    // The previous container was removed once the new one was verified.
+    let names = docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        !names
+            .lines()
+            .any(|n| n == format!("{}-previous", stage.container("staging"))),
+        "{names}"
+    );
+
+    // Rollback to A: through recording wrappers, to prove nothing is built.
+    let (wrappers, calls) = recording_wrappers();
+    let cargo_wrapper = wrappers.join("cargo");
+    let back = stage
+        .xtask(&["rollback", &w.a.sha, "--env", "staging", "--json"])
+        .path_prefix(wrappers.path())
+        .env("CARGO", &cargo_wrapper)
+        .run();
+    back.expect_success();
+    let rollback = last_json(&back);
+    assert_eq!(rollback["record"], "rollback");
+    assert_eq!(rollback["reason"], "manual");
+    assert_eq!(rollback["previous_sha"], w.b.sha.as_str());
+    assert_eq!(rollback["new_sha"], w.a.sha.as_str());
+    assert_eq!(rollback["image_digest"], w.a.digest.as_str());
+    assert_eq!(rollback["initiated_by"], "xtask-tests@example.invalid");
+    assert_eq!(rollback["status"], "complete");
+    stage.assert_runs("staging", &w.a.sha);
+    let log = std::fs::read_to_string(&calls).expect("the wrappers were called");
+    assert!(
+        log.lines().any(|l| l.starts_with("docker run")),
+        "the wrappers saw the rollback: {log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("docker build") || l.starts_with("cargo")),
+        "rollback built something: {log}"
+    );
+    // It restored the config that went with A's release, not a new render.
+    let a_release = &stage.history("staging")[2];
+    assert_eq!(a_release["image_sha"], w.a.sha.as_str());
+    assert_eq!(
+        rollback["config"], a_release["config"],
+        "rollback re-applies A's rendered config"
+    );
+
+    // No SHA: the last verified release other than the current one (B), shown first.
+    let again = stage.run(&["rollback", "--env", "staging", "--json"]);
+    again.expect_success();
+    assert!(
+        again
+            .stderr
+            .contains(&format!("previous verified release: {}", w.b.sha)),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(last_json(&again)["new_sha"], w.b.sha.as_str());
+    stage.assert_runs("staging", &w.b.sha);
+
+    // Rolling back to what runs: success, nothing changed, says so.
+    let lines = stage.ledger_lines("staging");
+    let same = stage.run(&["rollback", &w.b.sha, "--env", "staging"]);
+    same.expect_success();
+    assert!(same.stderr.contains("nothing changed"), "{}", same.stderr);
+    assert_eq!(
+        stage.ledger_lines("staging"),
+        lines,
+        "a no-op rollback writes no release"
+    );
+
+    // The ledger, newest first: every release went running → complete.
+    let history = stage.history("staging");
+    let seen: Vec<(&str, &str)> = history
+        .iter()
+        .map(|r| {
+            (
+                r["record"].as_str().expect("record"),
+                r["image_sha"].as_str().expect("sha"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("rollback", w.b.sha.as_str()),
+            ("rollback", &w.a.sha),
+            ("deploy", &w.b.sha),
+            ("deploy", &w.a.sha)
+        ]
+    );
+    assert!(history.iter().all(|r| r["status"] == "complete"));
+    assert_eq!(
+        stage.ledger_lines("staging"),
+        8,
+        "two lines per release: running, then complete"
+    );
+}
+
+#[test]
+fn an_image_that_reports_another_sha_fails_verification_and_rolls_back_by_itself() {
+    let w = world();
+    let stage = Stage::new("wrongsha");
+    stage.deploy(&w.a, "staging");
+    // A webhook that is down must not fail anything.
+    let run = stage
+        .xtask(&[
+            "deploy",
+            &w.wrong_sha,
+            "--env",
+            "staging",
+            "--verify-timeout",
+            "30",
+            "--json",
+        ])
+        .env(
+            "XTASK_NOTIFY_WEBHOOK",
+            format!("http://127.0.0.1:{}/hook/S3CRET", free_port()),
+        )
+        .run();
+    let error = run.single_error();
+    assert!(
+        error.contains("rolled back automatically") && error.contains(&w.a.sha),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("/version reports {}", w.a.sha)),
+        "{error}"
+    );
+    assert!(
+        !format!("{}{}", run.stdout, run.stderr).contains("S3CRET"),
+        "the webhook URL leaked"
+    );
+    let records: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0]["status"], "failed");
+    assert_eq!(records[0]["image_sha"], w.wrong_sha.as_str());
+    assert_eq!(records[0]["left_on_sha"], w.a.sha.as_str());
+    assert_eq!(records[1]["record"], "rollback");
+    assert_eq!(records[1]["reason"], "failed-verification");
+    assert_eq!(records[1]["previous_sha"], w.wrong_sha.as_str());
+    assert_eq!(records[1]["new_sha"], w.a.sha.as_str());
+    assert_eq!(records[1]["status"], "complete");
+    stage.assert_runs("staging", &w.a.sha);
+}
+
+#[test]
+fn bad_requests_are_refused_before_the_target_is_touched() {
+    let w = world();
+    let stage = Stage::new("refused");
+    stage.deploy(&w.a, "staging");
+    let container_id = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &stage.container("staging"),
+    ]);
+    let lines = stage.ledger_lines("staging");
+    let untagged = "1234567890".repeat(4);
+    let upper = w.b.sha.to_uppercase();
+    let metadata_a = w.a.metadata.display().to_string();
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["deploy", "latest", "--env", "staging"],
+            2,
+            "not a git SHA",
+        ),
+        (
+            vec!["deploy", &w.b.sha[..12], "--env", "staging"],
+            2,
+            "12 hex characters",
+        ),
+        (
+            vec!["deploy", &w.b.sha[..39], "--env", "staging"],
+            2,
+            "39 hex characters",
+        ),
+        (vec!["deploy", &upper, "--env", "staging"], 2, "uppercase"),
+        (
+            vec!["deploy", "$(touch /tmp/xtask-pwned)", "--env", "staging"],
+            2,
+            "not a git SHA",
+        ),
+        (
+            vec!["deploy", "../x", "--env", "staging"],
+            2,
+            "not a git SHA",
+        ),
+        (
+            vec!["rollback", "v1.2", "--env", "staging"],
+            2,
+            "not a git SHA",
+        ),
+        (
+            vec!["deploy", &w.b.sha, "--env", "qa"],
+            2,
+            "invalid value 'qa'",
+        ),
+        (
+            vec!["deploy", &untagged, "--env", "staging"],
+            1,
+            "no image tagged",
+        ),
+        (
+            vec!["deploy", &w.feature.sha, "--env", "production"],
+            1,
+            "production takes only images built from main",
+        ),
+        (
+            vec![
+                "deploy",
+                &w.b.sha,
+                "--env",
+                "staging",
+                "--expect-digest",
+                &w.a.digest,
+            ],
+            1,
+            "the tag was moved",
+        ),
+        (
+            vec![
+                "deploy",
+                &w.b.sha,
+                "--env",
+                "staging",
+                "--metadata",
+                &metadata_a,
+            ],
+            1,
+            "pass the metadata of the commit",
+        ),
+        (
+            vec![
+                "deploy",
+                &w.b.sha,
+                "--env",
+                "staging",
+                "--expect-digest",
+                "sha256:abc",
+            ],
+            2,
+            "not an image digest",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let run = stage.run(&args);
+        run.expect_code(code);
+        let error = run.single_error();
+        assert!(error.contains(needle), "{args:?}: {error}");
+    }
+    assert!(!Path::new("/tmp/xtask-pwned").exists());
+    // A feature-branch image may go to staging (it is the staging repository's job).
+    let metadata_f = w.feature.metadata.display().to_string();
+    let dry = stage.run(&[
+        "deploy",
+        &w.feature.sha,
+        "--env",
+        "staging",
+        "--metadata",
+        &metadata_f,
+        "--dry-run",
+    ]);
+    dry.expect_success();
+    assert!(
+        dry.stderr.contains("(dry run) $ docker run"),
+        "{}",
+        dry.stderr
+    );
+    // Nothing above touched the running container or the ledger.
+    assert_eq!(
+        docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            &stage.container("staging")
+        ]),
+        container_id
+    );
+    assert_eq!(stage.ledger_lines("staging"), lines);
+    stage.assert_runs("staging", &w.a.sha);
+    assert!(
+        stage.status("production")["image_sha"].is_null(),
+        "production was never touched"
+    );
+}
+
+#[test]
+fn a_tag_moved_to_other_bytes_is_refused() {
+    let w = world();
+    let stage = Stage::new("moved");
+    // SHA M first holds A's bytes (recorded digest), then is moved to B's.
+    let moved = "5eed".repeat(10);
+    let tag = format!("{}:{moved}", w.canonical);
+    docker_ok(&["tag", &format!("{}:{}", w.canonical, w.b.sha), &tag]);
+    docker_ok(&["push", &tag]);
+    let now = w.registry.digest("it/api", &moved).expect("pushed");
+    assert_eq!(now, w.b.digest);
+    let run = stage.run(&[
+        "deploy",
+        &moved,
+        "--env",
+        "staging",
+        "--expect-digest",
+        &w.a.digest,
+    ]);
+    let error = run.single_error();
+    assert!(
+        error.contains(&format!("now points at {}", w.b.digest)) && error.contains(&w.a.digest),
+        "{error}"
+    );
+    assert_eq!(stage.ledger_lines("staging"), 0);
+}
+
+#[test]
+fn the_environment_lock_names_a_live_holder_and_breaks_a_stale_one_on_request() {
+    let w = world();
+    let stage = Stage::new("lock");
+    let locks = stage.state.join("locks");
+    std::fs::create_dir_all(&locks).expect("locks dir");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned();
+    let holder = |pid: u32| {
+        serde_json::json!({"user": "someone", "host": host, "pid": pid, "since": "2026-01-01T00:00:00Z", "command": "deploy x"})
+            .to_string()
+    };
+    // Held by a live process (this test).
+    std::fs::write(locks.join("staging.lock"), holder(std::process::id())).expect("lock");
+    let metadata = w.a.metadata.display().to_string();
+    let args = [
+        "deploy",
+        w.a.sha.as_str(),
+        "--env",
+        "staging",
+        "--metadata",
+        &metadata,
+    ];
+    let run = stage.run(&args);
+    let error = run.single_error();
+    assert!(
+        error.contains("staging is locked by someone@")
+            && error.contains(&format!("pid {}", std::process::id())),
+        "{error}"
+    );
+    let run = stage.run(&[&args[..], &["--force-unlock"]].concat());
+    assert!(
+        run.single_error().contains("never broken"),
+        "a live holder's lock is never broken"
+    );
+    // Held by a process that is gone.
+    std::fs::write(locks.join("staging.lock"), holder(4_194_999)).expect("lock");
+    let run = stage.run(&args);
+    let error = run.single_error();
+    assert!(
+        error.contains("stale") && error.contains("--force-unlock"),
+        "{error}"
+    );
+    assert_eq!(
+        stage.ledger_lines("staging"),
+        0,
+        "refused before anything was recorded"
+    );
+    let run = stage.run(&[&args[..], &["--force-unlock"]].concat());
+    run.expect_success();
+    assert!(
+        run.stderr.contains("breaking the stale staging lock"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !locks.join("staging.lock").exists(),
+        "released after the deploy"
+    );
+    stage.assert_runs("staging", &w.a.sha);
+}
+
+/// The Akash target through the fake `provider-services` (see
+/// xtask/test-fakes/src/provider_services.rs for the real CLI's shapes it checks).
+#[test]
+fn akash_deploys_through_the_provider_cli_and_rolls_back_a_refused_manifest() {
+    let w = world();
+    let stage = Stage::new("akash");
+    let fake_state = TempDir::new("akash-state");
+    let fake_dir = bin_dir(&[("provider-services", &fake_bin("provider-services"))]);
+    let _cleanup = FakeProviderContainers(fake_state.path().to_path_buf());
+    let akash = |args: &[&str]| {
+        stage
+            .xtask(args)
+            .path_prefix(fake_dir.path())
+            .env("FAKE_AKASH_STATE", fake_state.path())
+            .env("AKASH_NODE", "http://127.0.0.1:26657")
+            .env("AKASH_CHAIN_ID", "akash-testnet")
+            .env("AKASH_KEYRING_BACKEND", "test")
+            .env("AKASH_FROM", "deployer")
+            .env("AKASH_DSEQ", "4242")
+            .env("AKASH_PROVIDER", "akash1provider")
+            .env("AKASH_KEY_MNEMONIC", "abandon ability able about above absent absorb abstract absurd abuse access SECRETWORD")
+    };
+    // The deployment exists on chain (created once by an operator).
+    let template = std::fs::read_to_string(w.project.root().join("deploy/akash/deploy.yaml"))
+        .expect("template");
+    let sdl = fake_state.join("initial.yaml");
+    std::fs::write(
+        &sdl,
+        template.replace(
+            "{{image}}",
+            &format!("{}:{}@{}", w.canonical, w.a.sha, w.a.digest),
+        ),
+    )
+    .expect("sdl");
+    let create = std::process::Command::new(fake_bin("provider-services"))
+        .args(["tx", "deployment", "create"])
+        .arg(&sdl)
+        .args([
+            "--dseq",
+            "4242",
+            "--from",
+            "deployer",
+            "-y",
+            "--node",
+            "http://127.0.0.1:26657",
+            "--chain-id",
+            "akash-testnet",
+        ])
+        .env("FAKE_AKASH_STATE", fake_state.path())
+        .output()
+        .expect("fake create");
+    assert!(
+        create.status.success(),
+        "{}",
+        String::from_utf8_lossy(&create.stderr)
+    );
+
+    // Missing settings: one message that lists all of them, nothing run.
+    let run = stage
+        .xtask(&[
+            "deploy",
+            &w.a.sha,
+            "--env",
+            "production",
+            "--target",
+            "akash",
+        ])
+        .path_prefix(fake_dir.path())
+        .env("FAKE_AKASH_STATE", fake_state.path())
+        .env("AKASH_NODE", "http://127.0.0.1:26657")
+        .run();
+    let error = run.single_error();
+    assert!(
+        error.contains(
+            "missing: AKASH_CHAIN_ID, AKASH_KEYRING_BACKEND, AKASH_FROM, AKASH_DSEQ, AKASH_PROVIDER"
+        ),
+        "{error}"
+    );
+    let calls = || std::fs::read_to_string(fake_state.join("calls.log")).unwrap_or_default();
+    assert_eq!(
+        calls().lines().count(),
+        1,
+        "only the seeding create ran: {}",
+        calls()
+    );
+
+    let run = akash(&[
+        "deploy",
+        &w.a.sha,
+        "--env",
+        "production",
+        "--target",
+        "akash",
+        "--json",
+    ])
+    .run();
+    run.expect_success();
+    let record = last_json(&run);
+    assert_eq!(record["target"], "akash");
+    assert_eq!(record["deployment_ref"], "dseq 4242 at akash1provider");
+    let url = record["url"].as_str().expect("lease URI").to_owned();
+    let (_, body) = http_get(&format!("{url}/version"));
+    assert!(body.contains(&w.a.sha), "the provider runs A: {body}");
+    let argv: Vec<Vec<String>> = calls()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("argv"))
+        .collect();
+    let rendered = record["config"].as_str().expect("rendered SDL");
+    assert_eq!(argv[1][..4], ["tx", "deployment", "update", rendered]);
+    assert!(
+        argv[1].windows(2).any(|p| p == ["--dseq", "4242"]) && argv[1].contains(&"-y".to_owned())
+    );
+    assert_eq!(argv[2][..2], ["send-manifest", rendered]);
+    assert!(
+        argv[2]
+            .windows(2)
+            .any(|p| p == ["--provider", "akash1provider"])
+    );
+    assert_eq!(argv[3][0], "lease-status");
+    let sdl_text = std::fs::read_to_string(rendered).expect("rendered");
+    assert!(
+        sdl_text.contains(&format!(
+            "image: \"{}:{}@{}\"",
+            w.canonical, w.a.sha, w.a.digest
+        )) || sdl_text.contains(&format!("{}:{}@{}", w.canonical, w.a.sha, w.a.digest)),
+        "{sdl_text}"
+    );
+
+    // The provider refuses B's manifest: the deploy fails and A's SDL goes back.
+    let run = akash(&[
+        "deploy",
+        &w.b.sha,
+        "--env",
+        "production",
+        "--target",
+        "akash",
+        "--verify-timeout",
+        "30",
+    ])
+    .env("FAKE_AKASH_FAIL_IMAGE", &w.b.sha)
+    .run();
+    let error = run.single_error();
+    assert!(
+        error.contains("did not accept the manifest")
+            && error.contains("rolled back automatically"),
+        "{error}"
+    );
+    let all = format!("{}{}{}", run.stdout, run.stderr, calls());
+    assert!(
+        !all.contains("SECRETWORD"),
+        "a secret reached the output or the CLI's argv"
+    );
+    let history = stage.history("production");
+    assert_eq!(history[0]["reason"], "failed-verification");
+    assert_eq!(history[0]["status"], "complete");
+    assert_eq!(
+        history[0]["config"], record["config"],
+        "A's rendered SDL was sent again"
+    );
+    let status = last_json(
+        &akash(&[
+            "status",
+            "--env",
+            "production",
+            "--target",
+            "akash",
+            "--json",
+        ])
+        .run(),
+    );
+    assert_eq!(status["image_sha"], w.a.sha.as_str(), "{status}");
+    assert_eq!(status["image_digest"], w.a.digest.as_str(), "{status}");
+}
+
+/// Removes the containers the fake provider started for one state dir.
+struct FakeProviderContainers(PathBuf);
+
+impl Drop for FakeProviderContainers {
+    fn drop(&mut self) {
+        let label = format!("label=fake-akash-state={}", self.0.display());
+        let out = docker(&["ps", "-aq", "--filter", &label]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+#[test]
+fn a_webhook_receives_one_json_post_per_release() {
+    use std::io::{Read, Write};
+    let w = world();
+    let stage = Stage::new("webhook");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("one POST");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = conn.read(&mut buf).expect("read");
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().expect("length"))
+                    })
+                    .expect("content-length");
+                if body.len() >= length || n == 0 {
+                    break;
+                }
+            }
+        }
+        conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            .expect("answer");
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let metadata = w.b.metadata.display().to_string();
+    let run = stage
+        .xtask(&[
+            "deploy",
+            &w.b.sha,
+            "--env",
+            "staging",
+            "--metadata",
+            &metadata,
+        ])
+        .env(
+            "XTASK_NOTIFY_WEBHOOK",
+            format!("http://127.0.0.1:{port}/hooks/T0K3N"),
+        )
+        .run();
+    run.expect_success();
+    assert!(!run.stderr.contains("T0K3N"), "the webhook URL is a secret");
+    let request = server.join().expect("listener");
+    assert!(request.starts_with("POST /hooks/T0K3N "), "{request}");
+    let body: Value =
+        serde_json::from_str(request.split_once("\r\n\r\n").expect("body").1).expect("JSON body");
+    assert_eq!(body["record"], "deploy");
+    assert_eq!(body["image_sha"], w.b.sha.as_str());
+    assert_eq!(body["status"], "complete");
+}
