@@ -51,7 +51,8 @@ fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(&config.log);
+    // Dropped at the end of this function: flushes the last log lines before exit.
+    let _log = logging::init(&config.log);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
