@@ -204,3 +204,29 @@ fn git(args: &[&str]) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
+
+/// Before `serve()` marks the server ready (and after it starts draining) the flag is
+/// down: the bare router over fresh state answers `/readiness` 503 while `/health` and
+/// `/liveness` stay 200 and `api_ready` reads 0.
+#[test]
+fn readiness_is_503_until_serve_marks_it_ready() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let state = api::AppState::new();
+    runtime.spawn(async move { axum::serve(listener, api::app(state)).await });
+
+    let readiness = get(addr, "/readiness");
+    assert_eq!(readiness.status, 503);
+    assert_eq!(readiness.body, r#"{"status":"not ready"}"#);
+    assert_eq!(get(addr, "/health").status, 200);
+    assert_eq!(get(addr, "/liveness").status, 200);
+    assert!(
+        get(addr, "/metrics")
+            .body
+            .lines()
+            .any(|l| l == "api_ready 0")
+    );
+}
