@@ -132,12 +132,19 @@ fn usage_error(err: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    // One line: clap's first, with the indented lines that complete it
+    // (e.g. the names of missing arguments) folded in.
     let rendered = err.render().to_string();
-    let first = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("error: bad arguments");
-    eprintln!("{first} (see `cargo xtask --help`)");
+    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+    let mut line = lines.next().unwrap_or("error: bad arguments").to_owned();
+    if line.ends_with(':') {
+        let details: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' '))
+            .map(str::trim)
+            .collect();
+        line = format!("{line} {}", details.join(", "));
+    }
+    eprintln!("{line} (see `cargo xtask --help`)");
     ExitCode::from(2)
 }
 
