@@ -1,0 +1,123 @@
+//! The real docker CLI, and cleanup of what a test left in the engine.
+
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+use super::process::{TempDir, at_exit, sh_quote};
+
+/// `docker <args>`, captured. Panics only when docker cannot be started.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
+}
+
+/// `docker <args>` that must succeed; its trimmed stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Build a tiny `FROM scratch` image holding one file with `content`, tagged
+/// `tag` (no base image to pull; distinct content gives a distinct digest).
+pub fn docker_build_tiny(tag: &str, content: &str) {
+    let dir = TempDir::new("tiny-image");
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY marker.txt /\n")
+        .expect("write Dockerfile");
+    std::fs::write(dir.join("marker.txt"), content).expect("write marker");
+    let context = dir.path().display().to_string();
+    docker_ok(&["build", "--quiet", "--tag", tag, &context]);
+}
+
+/// Removes, on drop, the containers and images a test created: the ones
+/// registered by name, and every local image whose repository starts with a
+/// registered prefix (e.g. `127.0.0.1:<port>/`, everything a test pushed to
+/// its own registry).
+#[derive(Default)]
+pub struct DockerGuard {
+    containers: Mutex<Vec<String>>,
+    images: Mutex<Vec<String>>,
+    prefixes: Mutex<Vec<String>>,
+}
+
+impl DockerGuard {
+    pub fn new() -> DockerGuard {
+        DockerGuard::default()
+    }
+
+    pub fn container(&self, id: &str) {
+        lock(&self.containers).push(id.to_owned());
+    }
+
+    pub fn image(&self, reference: &str) {
+        lock(&self.images).push(reference.to_owned());
+    }
+
+    /// Every image named `<prefix>…`, e.g. `registry.host() + "/"`.
+    pub fn images_under(&self, prefix: &str) {
+        lock(&self.prefixes).push(prefix.to_owned());
+    }
+
+    /// The local images (`repo:tag`) under the registered prefixes right now.
+    pub fn local_images(&self) -> Vec<String> {
+        let prefixes = lock(&self.prefixes).clone();
+        let out = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| prefixes.iter().any(|p| l.starts_with(p.as_str())))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The cleanup as one shell line (what drop runs).
+    fn script(&self) -> String {
+        let mut line = String::from("true");
+        for id in lock(&self.containers).iter() {
+            line.push_str(&format!(
+                "; docker rm -f -v {} >/dev/null 2>&1",
+                sh_quote(id)
+            ));
+        }
+        for image in lock(&self.images).iter() {
+            line.push_str(&format!(
+                "; docker rmi -f {} >/dev/null 2>&1",
+                sh_quote(image)
+            ));
+        }
+        for prefix in lock(&self.prefixes).iter() {
+            line.push_str(&format!(
+                "; docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | grep {} | xargs -r docker rmi -f >/dev/null 2>&1",
+                sh_quote(&format!("^{}", prefix.replace('.', r"\.")))
+            ));
+        }
+        line
+    }
+
+    /// For a guard held in a `static` (never dropped): clean up when the test
+    /// process exits.
+    pub fn clean_at_exit(&self) {
+        at_exit(&self.script());
+    }
+}
+
+impl Drop for DockerGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .args(["-c", &self.script()])
+            .stdin(Stdio::null())
+            .status();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

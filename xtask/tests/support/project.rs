@@ -1,0 +1,387 @@
+//! A throwaway git repository holding a copy of this workspace, and the real
+//! `xtask` binary run in it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::fakes::FakeCosign;
+use super::process::{TempDir, prepend_path};
+
+/// The workspace this crate belongs to (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ has a parent")
+        .canonicalize()
+        .expect("workspace root exists")
+}
+
+/// The ONE target dir every child build uses (`<workspace>/target/xtask-it`,
+/// absolute): the release + static build of the api's dependencies is paid
+/// once across all tests and test binaries; another SHA re-links the api only.
+pub fn shared_target_dir() -> PathBuf {
+    workspace_root().join("target").join("xtask-it")
+}
+
+/// What a project holds: enough to build the api and run every xtask task.
+const COPIED: &[&str] = &[
+    "Cargo.toml",
+    "Cargo.lock",
+    "rust-toolchain.toml",
+    ".gitignore",
+    ".cargo",
+    "api",
+    "xtask",
+    "deploy",
+];
+
+/// A temp git repository (branch `main`, one commit) holding a copy of the
+/// workspace's working tree (cargo `target/` dirs excluded). Removed on drop.
+pub struct Project {
+    dir: TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = TempDir::new("project");
+        let from = workspace_root();
+        for entry in COPIED {
+            let src = from.join(entry);
+            if src.exists() {
+                copy_tree(&src, &dir.join(entry));
+            }
+        }
+        if !dir.join(".gitignore").exists() {
+            std::fs::write(dir.join(".gitignore"), "/target\n").expect("write .gitignore");
+        }
+        let project = Project { dir };
+        project.git(&["init", "-q", "-b", "main"]);
+        project.git(&["config", "user.name", "xtask tests"]);
+        project.git(&["config", "user.email", "xtask-tests@example.invalid"]);
+        project.git(&["config", "commit.gpgsign", "false"]);
+        project.git(&["add", "-A"]);
+        project.git(&["commit", "-q", "-m", "initial"]);
+        project
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// For a project held in a `static` (never dropped): remove it at exit.
+    pub fn remove_at_exit(&self) {
+        self.dir.remove_at_exit();
+    }
+
+    /// `git <args>` in the project; must succeed; trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C")
+            .arg(self.root())
+            .args(args)
+            .stdin(Stdio::null());
+        scrub(&mut cmd);
+        let out = cmd.output().expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// HEAD's full SHA.
+    pub fn sha(&self) -> String {
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// HEAD's committer time, seconds since the epoch.
+    pub fn commit_time(&self) -> i64 {
+        self.git(&["show", "-s", "--format=%ct", "HEAD"])
+            .parse()
+            .expect("commit time is a number")
+    }
+
+    /// A new commit with the same tree: a new SHA, the same bytes.
+    pub fn commit_empty(&self, message: &str) -> String {
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.sha()
+    }
+
+    pub fn checkout_new_branch(&self, name: &str) {
+        self.git(&["checkout", "-q", "-b", name]);
+    }
+
+    /// Write a file (creating folders): the tree becomes dirty until committed.
+    pub fn write(&self, path: &str, text: &str) {
+        let path = self.root().join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create folders");
+        }
+        std::fs::write(&path, text).expect("write file");
+    }
+
+    /// Where ci-build writes its record by default.
+    pub fn metadata_path(&self) -> PathBuf {
+        self.root().join("target/xtask/metadata.json")
+    }
+
+    /// The real xtask in this project, ready to run or to configure further.
+    pub fn xtask_cmd(&self, args: &[&str]) -> Xtask {
+        Xtask::at(self.root(), args)
+    }
+
+    /// Run the real xtask here with a clean environment.
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        self.xtask_cmd(args).run()
+    }
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Project::new()
+    }
+}
+
+/// Copy a file or a directory tree, skipping `.git` and cargo target dirs
+/// (`target/` holding `CACHEDIR.TAG`, or any `target` at a crate's top).
+fn copy_tree(src: &Path, dst: &Path) {
+    if src.is_file() {
+        if let Some(dir) = dst.parent() {
+            std::fs::create_dir_all(dir).expect("create folders");
+        }
+        std::fs::copy(src, dst)
+            .unwrap_or_else(|e| panic!("copy {} → {}: {e}", src.display(), dst.display()));
+        return;
+    }
+    let is_cargo_target = src.file_name().is_some_and(|n| n == "target")
+        && (src.join("CACHEDIR.TAG").exists()
+            || src.parent().is_some_and(|p| p.join("Cargo.toml").exists()));
+    if src.file_name().is_some_and(|n| n == ".git") || is_cargo_target {
+        return;
+    }
+    std::fs::create_dir_all(dst).expect("create folder");
+    for entry in std::fs::read_dir(src).expect("read dir").flatten() {
+        copy_tree(&entry.path(), &dst.join(entry.file_name()));
+    }
+}
+
+/// Remove what must not leak into a child: CI and GitHub context (CI runs the
+/// suite with CI=true), xtask/cosign settings, fake state, git's repository
+/// overrides (set inside git hooks), and the variables `cargo test` sets for
+/// the test binary.
+fn scrub(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let drop = key == "CI"
+            || key == "SOURCE_DATE_EPOCH"
+            || key == "CARGO_TARGET_DIR"
+            || [
+                "GITHUB_", "XTASK_", "COSIGN_", "FAKE_", "GIT_", "RUNNER_", "AKASH_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+            || [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+                "CARGO_PRIMARY_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p));
+        if drop {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+/// One run of the real `xtask` binary: `XTASK_ROOT=<root>`, `CARGO` = the
+/// cargo running the tests, `CARGO_TARGET_DIR` = [`shared_target_dir`], the
+/// environment scrubbed (see `scrub`), plus what a test adds.
+pub struct Xtask {
+    root: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, OsString)>,
+    path: Option<OsString>,
+    path_prefix: Vec<PathBuf>,
+}
+
+impl Xtask {
+    /// `xtask <args>` with `XTASK_ROOT=<root>` (any dir: a plain temp dir too).
+    pub fn at(root: &Path, args: &[&str]) -> Xtask {
+        Xtask {
+            root: root.to_path_buf(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            envs: Vec::new(),
+            path: None,
+            path_prefix: Vec::new(),
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Xtask {
+        self.envs.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Replace the child's whole PATH.
+    pub fn path(mut self, path: impl Into<OsString>) -> Xtask {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Prepend a dir to the child's PATH (after any [`Xtask::path`]).
+    pub fn path_prefix(mut self, dir: &Path) -> Xtask {
+        self.path_prefix.push(dir.to_path_buf());
+        self
+    }
+
+    /// The fake cosign on PATH with its state dir.
+    pub fn fake_cosign(self, cosign: &FakeCosign) -> Xtask {
+        self.path_prefix(cosign.bin_dir())
+            .env("FAKE_COSIGN_STATE", cosign.state_dir())
+    }
+
+    pub fn run(self) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.args(&self.args)
+            .current_dir(&self.root)
+            .stdin(Stdio::null());
+        scrub(&mut cmd);
+        cmd.env("XTASK_ROOT", &self.root)
+            .env(
+                "CARGO",
+                std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            )
+            .env("CARGO_TARGET_DIR", shared_target_dir());
+        let mut path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| std::env::var_os("PATH").unwrap_or_default());
+        for dir in self.path_prefix.iter().rev() {
+            path = prepend_path(dir, &path);
+        }
+        cmd.env("PATH", path);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        let label = format!("xtask {}", self.args.join(" "));
+        let started = Instant::now();
+        let out = cmd.output().expect("run the xtask binary");
+        let run = Run {
+            label,
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        };
+        eprintln!(
+            "[{:>6.1}s] {} → {}",
+            run.elapsed.as_secs_f64(),
+            run.label,
+            run.status
+        );
+        if std::env::var_os("XTASK_TEST_VERBOSE").is_some() {
+            eprintln!("{}", run.transcript());
+        }
+        run
+    }
+}
+
+/// What a run printed, and how it ended. Its full output is printed when the
+/// test fails (the run is dropped while panicking), by the `expect_*`s, and
+/// always when `XTASK_TEST_VERBOSE` is set in the test's environment.
+pub struct Run {
+    pub label: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    fn transcript(&self) -> String {
+        format!(
+            "--- {} ({}, {:.1}s)\n--- stdout:\n{}\n--- stderr:\n{}---",
+            self.label,
+            self.status,
+            self.elapsed.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Panic (with the transcript) unless it exited 0.
+    pub fn expect_success(&self) -> &Run {
+        assert!(
+            self.status.success(),
+            "expected success:\n{}",
+            self.transcript()
+        );
+        self
+    }
+
+    /// Panic unless it failed with exactly this exit code.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit {code}:\n{}",
+            self.transcript()
+        );
+        self
+    }
+
+    /// The stderr lines that start with `error:`.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect()
+    }
+
+    /// The run failed (non-zero) with exactly one `error:` line on stderr;
+    /// returns it.
+    pub fn single_error(&self) -> &str {
+        assert!(
+            !self.status.success(),
+            "expected a failure:\n{}",
+            self.transcript()
+        );
+        let errors = self.error_lines();
+        assert_eq!(
+            errors.len(),
+            1,
+            "expected exactly one `error:` line:\n{}",
+            self.transcript()
+        );
+        errors[0]
+    }
+
+    /// The last non-empty stdout line, parsed as JSON.
+    pub fn last_json(&self) -> serde_json::Value {
+        let line = self
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| panic!("no stdout:\n{}", self.transcript()));
+        serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!("last stdout line is not JSON ({e}):\n{}", self.transcript())
+        })
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.transcript());
+        }
+    }
+}
