@@ -82,7 +82,6 @@ fn main_build() -> &'static MainBuild {
     BUILD.get_or_init(|| {
         let registry = Registry::start();
         let project = Project::new();
-        project.remove_at_exit();
         let docker = DockerGuard::new();
         docker.images_under(&format!("{}/", registry.host()));
         docker.clean_at_exit();

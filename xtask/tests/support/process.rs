@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A directory removed (recursively) on drop. No external crate: the xtask
-/// guards its dependency list, dev-dependencies included.
+/// A directory removed (recursively) on drop, and in any case when the test
+/// process exits. No external crate: the xtask guards its dependency list.
 #[derive(Debug)]
 pub struct TempDir {
     path: PathBuf,
@@ -30,6 +30,8 @@ impl TempDir {
         ));
         std::fs::create_dir_all(&path).expect("create a temp dir");
         let path = path.canonicalize().expect("canonical temp dir");
+        // Also at exit: a TempDir held in a `static` is never dropped.
+        at_exit(&format!("rm -rf {}", sh_quote(&path.display().to_string())));
         TempDir { path }
     }
 
@@ -41,8 +43,8 @@ impl TempDir {
         self.path.join(rel)
     }
 
-    /// For a value that lives in a `static` (never dropped): remove the
-    /// directory when the test process exits instead.
+    /// For a value held in a `static` (never dropped). Every TempDir is
+    /// already removed at exit; kept so callers can say so explicitly.
     pub fn remove_at_exit(&self) {
         at_exit(&format!(
             "rm -rf {}",

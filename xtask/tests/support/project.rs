@@ -70,7 +70,8 @@ impl Project {
         self.dir.path()
     }
 
-    /// For a project held in a `static` (never dropped): remove it at exit.
+    /// For a project held in a `static` (never dropped): removed at exit
+    /// (every project already is; kept so callers can say so explicitly).
     pub fn remove_at_exit(&self) {
         self.dir.remove_at_exit();
     }
