@@ -203,14 +203,11 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 "{} already exists ({digest}): tags are immutable, nothing is built or pushed (--force rebuilds and overwrites)",
                 plan.full_tag
             );
-            match registry::digest_of(&repository, head.sha.short())? {
-                Some(short) if short == digest => {}
-                other => eprintln!(
-                    "warning: {} points at {} (expected {digest})",
-                    plan.short_tag,
-                    other.map_or_else(|| "nothing".to_owned(), |d| d.to_string())
-                ),
+            if args.dry_run {
+                eprintln!("(dry run) nothing would be built or pushed; nothing was recorded");
+                return Ok(());
             }
+            complete_short_tag(&plan, &repository, &head.sha, &digest)?;
             (digest, false)
         }
         (existing, force) => {
@@ -327,6 +324,46 @@ fn dry_run(plan: &Plan, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The full tag exists: the short tag must name the same digest. A push that
+/// failed midway left it missing: push it from the full tag's digest (no
+/// rebuild, the bytes are the registry's). One pointing elsewhere was moved:
+/// refuse, never overwrite.
+fn complete_short_tag(
+    plan: &Plan,
+    repository: &Repository,
+    sha: &GitSha,
+    digest: &Digest,
+) -> anyhow::Result<()> {
+    match registry::digest_of(repository, sha.short())? {
+        Some(short) if short == *digest => Ok(()),
+        Some(other) => bail!(
+            "{} points at {other}, but {} is {digest}: the short tag was moved; investigate before anything deploys it",
+            plan.short_tag,
+            plan.full_tag
+        ),
+        None => {
+            eprintln!(
+                "{} is missing (an earlier push stopped midway): pushing it from {digest}",
+                plan.short_tag
+            );
+            let by_digest = format!("{repository}@{digest}");
+            docker()
+                .args(["pull", "--platform", PLATFORM, &by_digest])
+                .run()?;
+            docker().args(["tag", &by_digest, &plan.short_tag]).run()?;
+            let pushed = docker::push(&plan.short_tag)?;
+            match registry::digest_of(repository, sha.short())? {
+                Some(d) if d == *digest && pushed == *digest => Ok(()),
+                other => bail!(
+                    "re-pushing {} gave {}, not {digest}: investigate the registry",
+                    plan.short_tag,
+                    other.map_or_else(|| "nothing".to_owned(), |d| d.to_string())
+                ),
+            }
+        }
+    }
+}
+
 fn build_and_push(
     plan: &Plan,
     repository: &Repository,
@@ -352,7 +389,9 @@ fn build_and_push(
     })?;
     let pushed = steps.run("push both tags", || {
         let full = docker::push(&plan.full_tag)?;
-        let short = docker::push(&plan.short_tag)?;
+        let short = docker::push(&plan.short_tag).with_context(|| {
+            format!("{} was pushed but {} was not: run ci-build again to complete it", plan.full_tag, plan.short_tag)
+        })?;
         if full != short {
             bail!("the two tags were pushed with different digests ({full} and {short}): push again with --force");
         }

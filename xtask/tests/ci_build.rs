@@ -356,7 +356,6 @@ fn dry_run_prints_the_clean_build_and_changes_nothing() {
 }
 
 #[test]
-#[ignore = "xtask bug: with the tag already in the registry, --dry-run still verifies and WRITES the record (ci_build::run writes before checking dry_run); remove once fixed"]
 fn dry_run_of_an_already_pushed_commit_records_nothing() {
     let build = main_build();
     let out = TempDir::new("dry-existing");
@@ -797,7 +796,6 @@ fn push_failing_midway_is_an_error_that_names_the_tag() {
 }
 
 #[test]
-#[ignore = "xtask bug: a re-run after a half-failed push (full tag in, short tag missing) warns and records success without the short tag; remove once fixed"]
 fn rerun_after_a_half_failed_push_completes_or_refuses() {
     let build = main_build();
     let sha = build.project.sha();
