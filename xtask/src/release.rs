@@ -174,6 +174,7 @@ pub fn execute(
                 &req.image.sha,
                 overlapping,
                 req.verify_timeout,
+                true,
             );
             release.verified = outcome.verified.clone();
             if outcome.ok() && !interrupt::requested() {
@@ -305,7 +306,7 @@ fn restore(
     let Some(applied) = applied else {
         return Some((None, Verified::default()));
     };
-    let outcome = verify::service(&applied.url, &previous.image_sha, None, timeout);
+    let outcome = verify::service(&applied.url, &previous.image_sha, None, timeout, false);
     if outcome.ok() {
         let _ = target.commit();
         eprintln!(

@@ -23,7 +23,15 @@ impl Outcome {
 /// until both hold or `timeout` passes (or a Ctrl-C arrives). While a
 /// rollout is under way the old release may still answer (`previous`), so
 /// that is waited out; any third SHA fails at once: those bytes are not this commit.
-pub fn service(base: &str, sha: &GitSha, previous: Option<&GitSha>, timeout: Duration) -> Outcome {
+/// `interruptible`: a Ctrl-C ends the wait (not while restoring the previous
+/// release, which must end verified; a second Ctrl-C still ends the process).
+pub fn service(
+    base: &str,
+    sha: &GitSha,
+    previous: Option<&GitSha>,
+    timeout: Duration,
+    interruptible: bool,
+) -> Outcome {
     let deadline = Instant::now() + timeout;
     let base = base.trim_end_matches('/');
     let mut outcome = Outcome {
@@ -56,7 +64,11 @@ pub fn service(base: &str, sha: &GitSha, previous: Option<&GitSha>, timeout: Dur
             .is_some_and(|seen| {
                 seen != sha.as_str() && previous.is_none_or(|p| p.as_str() != seen)
             });
-        if outcome.ok() || wrong_sha || Instant::now() >= deadline || interrupt::requested() {
+        if outcome.ok()
+            || wrong_sha
+            || Instant::now() >= deadline
+            || (interruptible && interrupt::requested())
+        {
             return outcome;
         }
         std::thread::sleep(Duration::from_millis(200));

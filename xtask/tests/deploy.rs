@@ -920,3 +920,69 @@ fn a_webhook_receives_one_json_post_per_release() {
     assert_eq!(body["image_sha"], w.b.sha.as_str());
     assert_eq!(body["status"], "complete");
 }
+
+/// SIGTERM while a deploy waits for verification: the target is left on the
+/// old release (verified), the ledger says `interrupted` and where it was
+/// left, and the lock is released.
+#[test]
+fn sigterm_mid_deploy_leaves_the_old_release_verified_and_says_so() {
+    let w = world();
+    let stage = Stage::new("sigterm");
+    stage.deploy(&w.a, "staging");
+    // The same environment, but B's container listens on another port inside:
+    // /health never answers, so the deploy sits in verification.
+    let mut config = read_json(&stage.config);
+    config["environments"]["staging"]["env"]["API_PORT"] = "9999".into();
+    let silent = stage.state.join("silent.json");
+    std::fs::write(&silent, config.to_string()).expect("config");
+    let child = stage
+        .xtask(&[
+            "deploy",
+            &w.b.sha,
+            "--env",
+            "staging",
+            "--verify-timeout",
+            "120",
+            "--json",
+        ])
+        .env("XTASK_CONFIG", &silent)
+        .spawn();
+    let pid = child.id().to_string();
+    let container = stage.container("staging");
+    let verifying = poll_until(Duration::from_secs(60), || {
+        let image = docker(&["inspect", "--format", "{{.Config.Image}}", &container]);
+        String::from_utf8_lossy(&image.stdout)
+            .contains(&w.b.sha)
+            .then_some(())
+    });
+    assert!(verifying.is_some(), "B's container never started");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("the deploy ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("interrupted") && errors[0].contains(&w.a.sha),
+        "{}",
+        errors[0]
+    );
+    let records: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(records[0]["status"], "interrupted", "{records:?}");
+    assert_eq!(records[0]["left_on_sha"], w.a.sha.as_str());
+    assert_eq!(records[1]["reason"], "interrupted");
+    assert_eq!(records[1]["status"], "complete");
+    assert!(
+        !stage.state.join("locks/staging.lock").exists(),
+        "the lock was released"
+    );
+    stage.assert_runs("staging", &w.a.sha);
+}

@@ -245,7 +245,15 @@ impl Xtask {
             .env("FAKE_COSIGN_STATE", cosign.state_dir())
     }
 
-    pub fn run(self) -> Run {
+    /// Start it without waiting (stdout and stderr piped), e.g. to signal it
+    /// mid-flight.
+    pub fn spawn(self) -> std::process::Child {
+        let mut cmd = self.command();
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn().expect("spawn the xtask binary")
+    }
+
+    fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
         cmd.args(&self.args)
             .current_dir(&self.root)
@@ -268,6 +276,11 @@ impl Xtask {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    pub fn run(self) -> Run {
+        let mut cmd = self.command();
         let label = format!("xtask {}", self.args.join(" "));
         let started = Instant::now();
         let out = cmd.output().expect("run the xtask binary");
