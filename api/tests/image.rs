@@ -32,7 +32,10 @@ fn image_serves_the_built_sha_as_non_root() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("api/ is in the workspace");
-    let scratch_dir = target_dir().join("image-test");
+    // The same dir xtask's integration tests build the static api in
+    // (xtask/tests/support/project.rs `shared_target_dir`): the release
+    // build of the dependencies is paid once per machine, not twice.
+    let scratch_dir = workspace.join("target").join("xtask-it");
     let binary = build_static_binary(workspace, &scratch_dir);
 
     let context = TempDir(scratch_dir.join(format!("context-{}", std::process::id())));
@@ -187,16 +190,6 @@ fn build_static_binary(workspace: &Path, target_dir: &Path) -> PathBuf {
     let binary = target_dir.join(TARGET).join("release/api");
     assert!(binary.is_file(), "no binary at {}", binary.display());
     binary
-}
-
-/// The target directory this test was built in (`…/debug/api` is the binary).
-fn target_dir() -> PathBuf {
-    let binary = Path::new(env!("CARGO_BIN_EXE_api"));
-    binary
-        .ancestors()
-        .nth(2)
-        .expect("binary sits in <target>/<profile>/")
-        .to_path_buf()
 }
 
 fn on_path(program: &str) -> bool {
