@@ -52,7 +52,7 @@ pub struct Common {
     /// Fail unless cosign verifies the image (default: soft, record `unverified`)
     #[arg(long)]
     pub require_signature: bool,
-    /// Break the environment's lock when its holder is gone (never a live one)
+    /// Break the environment's lock when its holder is gone, or held on another host (never a live one on this host)
     #[arg(long)]
     pub force_unlock: bool,
     /// Print the records as JSON lines on stdout
@@ -120,7 +120,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     }
     interrupt::install()?;
     let _lock = Lock::acquire(&project.state_dir(), c.env, c.force_unlock)?;
-    let ledger = Ledger::open(&project.state_dir(), c.env);
+    let ledger = Ledger::open(project, c.env);
     eprintln!(
         "deploying {} to {} on {}",
         image.pinned(),

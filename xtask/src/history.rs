@@ -7,6 +7,7 @@ use crate::record;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Which environment
     #[arg(long, value_enum)]
     pub env: Environment,
     /// One JSON line per release on stdout
@@ -15,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
-    let ledger = Ledger::open(&project.state_dir(), args.env);
+    let ledger = Ledger::open(project, args.env);
     let releases = ledger.read_reporting()?;
     if releases.is_empty() && !args.json {
         println!(

@@ -13,6 +13,7 @@ use anyhow::Context;
 use crate::cosign::SignatureStatus;
 use crate::digest::Digest;
 use crate::environment::Environment;
+use crate::project::Project;
 use crate::repository::Repository;
 use crate::sha::GitSha;
 use crate::target::TargetKind;
@@ -110,10 +111,13 @@ pub struct Read {
 }
 
 impl Ledger {
-    /// `XTASK_LEDGER_DIR` when set, else `target/xtask/ledger/`; one file per environment.
-    pub fn open(state_dir: &Path, env: Environment) -> Ledger {
-        let dir = std::env::var_os("XTASK_LEDGER_DIR")
-            .map_or_else(|| state_dir.join("ledger"), PathBuf::from);
+    /// `XTASK_LEDGER_DIR` when set (relative to the project root), else
+    /// `<state dir>/ledger/`; one file per environment.
+    pub fn open(project: &Project, env: Environment) -> Ledger {
+        let dir = std::env::var_os("XTASK_LEDGER_DIR").map_or_else(
+            || project.state_dir().join("ledger"),
+            |d| project.root.join(d),
+        );
         Ledger {
             path: dir.join(format!("{env}.jsonl")),
         }

@@ -112,7 +112,8 @@ pub fn execute(
 ) -> anyhow::Result<(Vec<Release>, bool)> {
     let started = Instant::now();
     let releases = ledger.read_reporting()?;
-    let previous = ledger::current(&releases).cloned();
+    let before = Before::ask(req.target, &releases);
+    let previous = before.record.clone();
     let id = release_id(&req.image.sha);
     let dir = project.state_dir().join("releases").join(&id);
     let config = match &req.config {
@@ -132,7 +133,7 @@ pub fn execute(
         image_digest: req.image.digest.clone(),
         repository: req.image.repository.clone(),
         image_ref: req.image.pinned(),
-        previous_sha: previous.as_ref().map(|p| p.image_sha.clone()),
+        previous_sha: before.sha.clone(),
         previous_release: previous.as_ref().map(|p| p.id.clone()),
         new_sha: (req.kind == RecordKind::Rollback).then(|| req.image.sha.clone()),
         reason: req.reason,
@@ -206,7 +207,7 @@ pub fn execute(
     eprintln!("failed: {failure}");
 
     // Put the previous release back, verified, and say so in the ledger.
-    let restored = restore(req.target, previous.as_ref(), req.verify_timeout);
+    let restored = restore(req.target, &before, req.verify_timeout);
     release.status = if interrupt::requested() {
         Status::Interrupted
     } else {
@@ -216,37 +217,46 @@ pub fn execute(
     release.duration_sec = record::seconds(started.elapsed());
     release.at = record::now_rfc3339();
     release.left_on_sha = match &restored {
-        Some((_, v)) if v.health && v.sha => previous.as_ref().map(|p| p.image_sha.clone()),
+        Some((_, v)) if v.health && v.sha => before.sha.clone(),
         _ => None,
     };
     ledger.append(&release)?;
     let mut records = vec![release.clone()];
-    if let (Some(prev), Some((applied, verified))) = (&previous, restored) {
+    if let (Some(prev), Some((applied, verified))) = (&before.image, restored) {
+        let (signature_status, signature_reason) = match &previous {
+            Some(p) => (p.signature_status, p.signature_reason.clone()),
+            None => (
+                crate::cosign::SignatureStatus::Unverified,
+                Some(
+                    "not checked: restored as found on the target, not from this ledger".to_owned(),
+                ),
+            ),
+        };
         let rollback = Release {
             record: RecordKind::Rollback,
-            id: release_id(&prev.image_sha),
+            id: release_id(&prev.sha),
             status: if verified.health && verified.sha {
                 Status::Complete
             } else {
                 Status::Failed
             },
-            image_sha: prev.image_sha.clone(),
-            image_digest: prev.image_digest.clone(),
+            image_sha: prev.sha.clone(),
+            image_digest: prev.digest.clone(),
             repository: prev.repository.clone(),
-            image_ref: prev.image_ref.clone(),
+            image_ref: prev.pinned(),
             previous_sha: Some(req.image.sha.clone()),
             previous_release: Some(id),
-            new_sha: Some(prev.image_sha.clone()),
+            new_sha: Some(prev.sha.clone()),
             reason: Some(if interrupt::requested() {
                 Reason::Interrupted
             } else {
                 Reason::FailedVerification
             }),
-            signature_status: prev.signature_status,
-            signature_reason: prev.signature_reason.clone(),
+            signature_status,
+            signature_reason,
             deployment_ref: applied.as_ref().map(|a| a.deployment_ref.clone()),
             url: applied.map(|a| a.url),
-            config: prev.config.clone(),
+            config: previous.as_ref().and_then(|p| p.config.clone()),
             verified,
             error: None,
             left_on_sha: None,
@@ -265,11 +275,46 @@ fn ok(b: bool) -> &'static str {
     if b { "ok" } else { "not ok" }
 }
 
-/// Bring back the previous release: what the target kept, else its stored
-/// config. `None` when there was nothing to restore.
+/// What ran before this release: asked of the target (the container's
+/// pinned image, or what `/version` says behind a lease), with the ledger's
+/// record of it when the two agree. A fresh CI runner has an empty ledger;
+/// the target still knows.
+struct Before {
+    sha: Option<GitSha>,
+    image: Option<ImageRef>,
+    record: Option<Release>,
+}
+
+impl Before {
+    fn ask(target: &dyn Target, releases: &[Release]) -> Before {
+        let running = target.status().unwrap_or_default();
+        let sha = running
+            .image_sha
+            .clone()
+            .or_else(|| running.url.as_deref().and_then(verify::reported_sha));
+        let record = ledger::current(releases)
+            .filter(|c| sha.as_ref().is_none_or(|s| *s == c.image_sha))
+            .cloned();
+        let sha = sha.or_else(|| record.as_ref().map(|r| r.image_sha.clone()));
+        let image = running
+            .image()
+            .filter(|i| Some(&i.sha) == sha.as_ref())
+            .or_else(|| {
+                record.as_ref().map(|r| ImageRef {
+                    repository: r.repository.clone(),
+                    sha: r.image_sha.clone(),
+                    digest: r.image_digest.clone(),
+                })
+            });
+        Before { sha, image, record }
+    }
+}
+
+/// Bring back what ran before: what the target kept, else the stored config
+/// of its release. `None` when nothing ran before.
 fn restore(
     target: &dyn Target,
-    previous: Option<&Release>,
+    before: &Before,
     timeout: Duration,
 ) -> Option<(Option<crate::target::Applied>, Verified)> {
     let kept = match target.restore_kept() {
@@ -279,14 +324,16 @@ fn restore(
             None
         }
     };
-    let previous = previous?;
-    eprintln!(
-        "rolling back to {} (release {})",
-        previous.image_sha, previous.id
-    );
+    let sha = before.sha.as_ref()?;
+    eprintln!("rolling back to {sha}");
     let applied = match kept {
         Some(applied) => Some(applied),
-        None => match previous.config.as_deref().filter(|c| c.exists()) {
+        None => match before
+            .record
+            .as_ref()
+            .and_then(|r| r.config.as_deref())
+            .filter(|c| c.exists())
+        {
             Some(config) => match target.apply(config) {
                 Ok(applied) => Some(applied),
                 Err(e) => {
@@ -296,8 +343,7 @@ fn restore(
             },
             None => {
                 eprintln!(
-                    "warning: the config of release {} is gone; redeploy {} by hand",
-                    previous.id, previous.image_sha
+                    "warning: no kept instance and no stored config for {sha} (not in this ledger); redeploy it: `cargo xtask deploy {sha} …`"
                 );
                 None
             }
@@ -306,13 +352,10 @@ fn restore(
     let Some(applied) = applied else {
         return Some((None, Verified::default()));
     };
-    let outcome = verify::service(&applied.url, &previous.image_sha, None, timeout, false);
+    let outcome = verify::service(&applied.url, sha, None, timeout, false);
     if outcome.ok() {
         let _ = target.commit();
-        eprintln!(
-            "rolled back: {} serves {} again",
-            applied.url, previous.image_sha
-        );
+        eprintln!("rolled back: {} serves {sha} again", applied.url);
     } else {
         eprintln!(
             "warning: the restored release did not verify either: {}",

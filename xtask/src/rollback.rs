@@ -27,7 +27,7 @@ pub struct Args {
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     let c = &args.common;
-    let ledger = Ledger::open(&project.state_dir(), c.env);
+    let ledger = Ledger::open(project, c.env);
     let releases = ledger.read_reporting()?;
     let target = c.target(project)?;
     let running = target

@@ -13,8 +13,10 @@ pub const THRESHOLD: f64 = 0.9;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Which environment's ledger
     #[arg(long, value_enum, default_value = "production")]
     pub env: Environment,
+    /// Print the report as one JSON line on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -54,7 +56,7 @@ pub fn report(env: Environment, statuses: &[SignatureStatus]) -> Report {
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
-    let releases = Ledger::open(&project.state_dir(), args.env).read_reporting()?;
+    let releases = Ledger::open(project, args.env).read_reporting()?;
     // Releases that reached the environment: completed ones.
     let statuses: Vec<_> = releases
         .iter()

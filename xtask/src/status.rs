@@ -9,12 +9,15 @@ use crate::http;
 use crate::ledger::{self, Ledger};
 use crate::project::{Project, RepositoryArgs};
 use crate::record;
+use crate::sha::GitSha;
 use crate::target::TargetKind;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Which environment
     #[arg(long, value_enum)]
     pub env: Environment,
+    /// Which target to ask [default: docker; in CI, the environment's target in deploy/release.json]
     #[arg(long, value_enum)]
     pub target: Option<TargetKind>,
     /// Print the status as one JSON line on stdout
@@ -38,24 +41,21 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     };
     let target = common.target(project)?;
     let mut running = target.status()?;
-    let ledger = Ledger::open(&project.state_dir(), args.env);
+    let ledger = Ledger::open(project, args.env);
     let releases = ledger.read_reporting()?;
     let current = ledger::current(&releases);
     let (healthy, reported_sha) = match &running.url {
-        Some(url) => {
-            let health = http::get(&format!("{url}/health"), Duration::from_secs(2))
-                .is_ok_and(|r| r.status == 200);
-            let sha = http::get(&format!("{url}/version"), Duration::from_secs(2))
-                .ok()
-                .and_then(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok())
-                .and_then(|v| v.get("git_sha")?.as_str().map(str::to_owned));
-            (health, sha)
-        }
+        Some(url) => (
+            http::get(&format!("{url}/health"), Duration::from_secs(2))
+                .is_ok_and(|r| r.status == 200),
+            crate::verify::reported_sha(url),
+        ),
         None => (false, None),
     };
-    // Targets that cannot name the image (akash) fall back to the ledger.
+    // Targets that cannot name the image (akash): the SHA the service
+    // reports, and the ledger's digest for that SHA.
     if running.image_sha.is_none() {
-        running.image_sha = reported_sha.as_deref().and_then(|s| s.parse().ok());
+        running.image_sha = reported_sha.clone();
     }
     if running.image_digest.is_none() {
         running.image_digest = current
@@ -87,7 +87,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 running.image_ref.as_deref().unwrap_or("-"),
                 running.url.as_deref().unwrap_or("-"),
                 if healthy { "ok" } else { "NOT OK" },
-                reported_sha.as_deref().unwrap_or("-"),
+                reported_sha.as_ref().map_or("-", GitSha::as_str),
             ),
             None => println!("{} on {}: nothing deployed", args.env, target.kind()),
         }

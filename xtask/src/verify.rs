@@ -74,3 +74,14 @@ pub fn service(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The SHA the service at `base` reports on `/version`, if it answers.
+pub fn reported_sha(base: &str) -> Option<GitSha> {
+    let r = http::get(
+        &format!("{}/version", base.trim_end_matches('/')),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+    v.get("git_sha")?.as_str()?.parse().ok()
+}

@@ -147,6 +147,11 @@ impl Target for Akash {
 
     fn preflight(&self) -> anyhow::Result<()> {
         Self::settings()?;
+        if which::which("provider-services").is_err() {
+            bail!(
+                "`provider-services` (the Akash provider CLI) is not on PATH: install it (akash-network/provider releases) before deploying to akash"
+            );
+        }
         let template = std::fs::read_to_string(&self.template)
             .with_context(|| format!("reading the SDL template {}", self.template.display()))?;
         if !template.contains(PLACEHOLDER) {

@@ -91,7 +91,8 @@ impl Docker {
             cmds.push(docker().args(["rm", "--force", &self.previous()]));
         }
         if self.exists(&self.container)? {
-            cmds.push(docker().args(["stop", "--time", "30", &self.container]));
+            // -t: `--time` is deprecated in newer clients, `--timeout` unknown to older ones.
+            cmds.push(docker().args(["stop", "-t", "30", &self.container]));
             cmds.push(docker().args(["rename", &self.container, &self.previous()]));
         }
         Ok(cmds)
@@ -153,8 +154,7 @@ impl Target for Docker {
         let config = read(config)?;
         if config.container != self.container {
             bail!(
-                "{} belongs to container {}, not {}",
-                config.container,
+                "that release config is for container {}, not {}: it belongs to another environment",
                 config.container,
                 self.container
             );

@@ -101,6 +101,21 @@ pub fn for_environment(
     }
 }
 
+impl Running {
+    /// The running image as an [`ImageRef`], when the target names it fully
+    /// (`repo:sha@sha256:…`).
+    pub fn image(&self) -> Option<ImageRef> {
+        let image = self.image_ref.as_deref()?;
+        let (name, digest) = image.rsplit_once('@')?;
+        let (repository, sha) = name.rsplit_once(':')?;
+        Some(ImageRef {
+            repository: repository.parse().ok()?,
+            sha: sha.parse().ok()?,
+            digest: digest.parse().ok()?,
+        })
+    }
+}
+
 /// `repo:sha@sha256:…` (or `repo@sha256:…`) → the SHA and digest it pins.
 pub fn parse_pinned(image: &str) -> (Option<GitSha>, Option<Digest>) {
     let (name, digest) = match image.rsplit_once('@') {
