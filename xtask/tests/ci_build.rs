@@ -61,6 +61,8 @@ struct MainBuild {
     json_line: Value,
     /// Builds in `project` share `target/xtask/image-context`: one at a time.
     builds: Mutex<()>,
+    /// `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY` of the first build.
+    github: TempDir,
 }
 
 impl MainBuild {
@@ -86,9 +88,13 @@ fn main_build() -> &'static MainBuild {
         docker.images_under(&format!("{}/", registry.host()));
         docker.clean_at_exit();
         let flags = repo_flags(|p| registry.repo(p));
+        let github = TempDir::new("github");
+        github.remove_at_exit();
         let run = project
             .xtask_cmd(&args(&["ci-build", "--json"], &flags))
             .path(path_without(&["cosign"]))
+            .env("GITHUB_OUTPUT", github.join("output"))
+            .env("GITHUB_STEP_SUMMARY", github.join("summary.md"))
             .run();
         eprintln!(
             "ci-build (first build of main) took {:.1}s",
@@ -104,6 +110,7 @@ fn main_build() -> &'static MainBuild {
             record,
             json_line,
             builds: Mutex::new(()),
+            github,
         }
     })
 }
@@ -131,6 +138,25 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
     assert!(
         registry.tags(STAGING).is_empty(),
         "main never lands in staging"
+    );
+
+    // GitHub step outputs and the job summary.
+    let outputs =
+        std::fs::read_to_string(build.github.join("output")).expect("GITHUB_OUTPUT written");
+    assert!(
+        outputs.contains(&format!("image_ref={repo}:{sha}@{digest}\n")),
+        "{outputs}"
+    );
+    assert!(
+        outputs.contains(&format!("image_digest={digest}\n")),
+        "{outputs}"
+    );
+    assert!(outputs.contains(&format!("image_sha={sha}\n")), "{outputs}");
+    let summary =
+        std::fs::read_to_string(build.github.join("summary.md")).expect("summary written");
+    assert!(
+        summary.contains(digest) && summary.contains("unverified (cosign not found)"),
+        "{summary}"
     );
 
     // The record.

@@ -388,6 +388,17 @@ fn deploy_deploy_rollback_rollback_keeps_status_and_service_in_agreement() {
         8,
         "two lines per release: running, then complete"
     );
+
+    // The signing report reads the same ledger: 4 releases, none verified here.
+    let report = stage.run(&["signing-report", "--env", "staging", "--json"]);
+    report.expect_success();
+    let report = last_json(&report);
+    assert_eq!(
+        (report["releases"].as_u64(), report["verified"].as_u64()),
+        (Some(4), Some(0)),
+        "{report}"
+    );
+    assert_eq!(report["escalate"], false);
 }
 
 #[test]
@@ -437,6 +448,46 @@ fn an_image_that_reports_another_sha_fails_verification_and_rolls_back_by_itself
     assert_eq!(records[1]["reason"], "failed-verification");
     assert_eq!(records[1]["previous_sha"], w.wrong_sha.as_str());
     assert_eq!(records[1]["new_sha"], w.a.sha.as_str());
+    assert_eq!(records[1]["status"], "complete");
+    stage.assert_runs("staging", &w.a.sha);
+
+    // A fresh CI runner has no ledger: what runs is asked of the target, and
+    // the kept container still comes back, verified.
+    std::fs::remove_dir_all(stage.state.join("ledger")).expect("drop the ledger");
+    let run = stage
+        .xtask(&[
+            "deploy",
+            &w.wrong_sha,
+            "--env",
+            "staging",
+            "--verify-timeout",
+            "30",
+            "--json",
+        ])
+        .run();
+    assert!(
+        run.single_error().contains("rolled back automatically"),
+        "{}",
+        run.stderr
+    );
+    let records: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(
+        records[0]["previous_sha"],
+        w.a.sha.as_str(),
+        "asked of the target"
+    );
+    assert_eq!(
+        records[0]["previous_release"],
+        Value::Null,
+        "not in this ledger"
+    );
+    assert_eq!(records[0]["left_on_sha"], w.a.sha.as_str());
+    assert_eq!(records[1]["new_sha"], w.a.sha.as_str());
+    assert_eq!(records[1]["image_digest"], w.a.digest.as_str());
     assert_eq!(records[1]["status"], "complete");
     stage.assert_runs("staging", &w.a.sha);
 }
@@ -781,6 +832,17 @@ fn akash_deploys_through_the_provider_cli_and_rolls_back_a_refused_manifest() {
         .map(|l| serde_json::from_str(l).expect("argv"))
         .collect();
     let rendered = record["config"].as_str().expect("rendered SDL");
+    // Before it changes anything it asks what runs (a read-only lease-status),
+    // then: update the deployment, send the manifest, read the lease.
+    let update = argv
+        .iter()
+        .position(|a| a.len() > 2 && a[..3] == ["tx", "deployment", "update"])
+        .expect("an update");
+    assert!(
+        argv[1..update].iter().all(|a| a[0] == "lease-status"),
+        "{argv:?}"
+    );
+    let argv = &argv[update - 1..];
     assert_eq!(argv[1][..4], ["tx", "deployment", "update", rendered]);
     assert!(
         argv[1].windows(2).any(|p| p == ["--dseq", "4242"]) && argv[1].contains(&"-y".to_owned())
