@@ -26,6 +26,8 @@ pub struct Cmd {
     args: Vec<Arg>,
     envs: Vec<(String, String)>,
     dir: Option<PathBuf>,
+    /// Fed to the child's stdin; a secret (a mnemonic), never printed.
+    stdin: Option<String>,
 }
 
 /// What a finished command left behind.
@@ -55,6 +57,7 @@ impl Cmd {
             args: Vec::new(),
             envs: Vec::new(),
             dir: None,
+            stdin: None,
         }
     }
 
@@ -91,6 +94,12 @@ impl Cmd {
     /// pass secrets through the inherited environment, never here.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Cmd {
         self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// A secret the child reads on stdin (printed as `<<< '***'`).
+    pub fn secret_stdin(mut self, input: impl Into<String>) -> Cmd {
+        self.stdin = Some(input.into());
         self
     }
 
@@ -149,7 +158,25 @@ impl Cmd {
     /// Run and capture both streams; a non-zero exit is the caller's to judge.
     pub fn output(&self) -> anyhow::Result<Output> {
         self.echo();
-        let out = self.to_std().output().map_err(|e| self.spawn_error(e))?;
+        let out = match &self.stdin {
+            None => self.to_std().output().map_err(|e| self.spawn_error(e))?,
+            Some(input) => {
+                let mut child = self
+                    .to_std()
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| self.spawn_error(e))?;
+                if let Some(mut stdin) = child.stdin.take() {
+                    // A child that exits without reading is judged by its status.
+                    let _ = writeln!(stdin, "{input}");
+                }
+                child
+                    .wait_with_output()
+                    .with_context(|| format!("waiting for `{self}`"))?
+            }
+        };
         Ok(Output {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -248,6 +275,9 @@ impl fmt::Display for Cmd {
                 write!(f, " {}", quote(&arg.value))?;
             }
         }
+        if self.stdin.is_some() {
+            f.write_str(" <<< '***'")?;
+        }
         Ok(())
     }
 }
@@ -270,6 +300,18 @@ mod tests {
         );
         assert!(!shown.contains("T0K3N"));
         assert_eq!(cmd.argv().last(), Some(&"https://hooks.example/T0K3N"));
+    }
+
+    #[test]
+    fn a_secret_on_stdin_reaches_the_child_and_is_never_printed() {
+        let cmd = Cmd::new("sh")
+            .args(["-c", "read line; echo \"got $line\""])
+            .secret_stdin("w1 w2 S3CRET");
+        assert_eq!(
+            cmd.to_string(),
+            "sh -c 'read line; echo \"got $line\"' <<< '***'"
+        );
+        assert_eq!(cmd.read().expect("runs"), "got w1 w2 S3CRET");
     }
 
     #[test]

@@ -744,9 +744,32 @@ fn akash_deploys_through_the_provider_cli_and_rolls_back_a_refused_manifest() {
             .env("AKASH_FROM", "deployer")
             .env("AKASH_DSEQ", "4242")
             .env("AKASH_PROVIDER", "akash1provider")
-            .env("AKASH_KEY_MNEMONIC", "abandon ability able about above absent absorb abstract absurd abuse access SECRETWORD")
+            .env("AKASH_KEY_MNEMONIC", MNEMONIC)
     };
-    // The deployment exists on chain (created once by an operator).
+    // The deployment exists on chain (created once by an operator, with
+    // the key `deployer` in their keyring).
+    {
+        use std::io::Write;
+        let mut import = std::process::Command::new(fake_bin("provider-services"))
+            .args([
+                "keys",
+                "add",
+                "deployer",
+                "--recover",
+                "--keyring-backend",
+                "test",
+            ])
+            .env("FAKE_AKASH_STATE", fake_state.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("fake keys add");
+        let mut stdin = import.stdin.take().expect("stdin");
+        writeln!(stdin, "{MNEMONIC}").expect("mnemonic");
+        drop(stdin);
+        assert!(import.wait().expect("keys add").success());
+    }
     let template = std::fs::read_to_string(w.project.root().join("deploy/akash/deploy.yaml"))
         .expect("template");
     let sdl = fake_state.join("initial.yaml");
@@ -780,6 +803,8 @@ fn akash_deploys_through_the_provider_cli_and_rolls_back_a_refused_manifest() {
         "{}",
         String::from_utf8_lossy(&create.stderr)
     );
+    // The runner that deploys is fresh: no keyring; AKASH_KEY_MNEMONIC brings the key.
+    std::fs::remove_file(fake_state.join("keyring.json")).expect("a keyring was written");
 
     // Missing settings: one message that lists all of them, nothing run.
     let run = stage
@@ -805,8 +830,8 @@ fn akash_deploys_through_the_provider_cli_and_rolls_back_a_refused_manifest() {
     let calls = || std::fs::read_to_string(fake_state.join("calls.log")).unwrap_or_default();
     assert_eq!(
         calls().lines().count(),
-        1,
-        "only the seeding create ran: {}",
+        2,
+        "only the seeding (keys add, create) ran: {}",
         calls()
     );
 
@@ -831,6 +856,22 @@ fn akash_deploys_through_the_provider_cli_and_rolls_back_a_refused_manifest() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("argv"))
         .collect();
+    // The key was imported once, from stdin: never in argv, never printed.
+    let keys: Vec<&Vec<String>> = argv.iter().filter(|a| a[0] == "keys").skip(1).collect();
+    assert_eq!(keys[0][..3], ["keys", "show", "deployer"], "{keys:?}");
+    assert!(
+        keys.iter()
+            .skip(1)
+            .any(|a| a[..4] == ["keys", "add", "deployer", "--recover"]),
+        "{keys:?}"
+    );
+    assert!(
+        run.stderr.contains("imported the key `deployer`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!format!("{}{}{}", run.stdout, run.stderr, calls()).contains("SECRETWORD"));
+    let argv: Vec<Vec<String>> = argv.into_iter().filter(|a| a[0] != "keys").collect();
     let rendered = record["config"].as_str().expect("rendered SDL");
     // Before it changes anything it asks what runs (a read-only lease-status),
     // then: update the deployment, send the manifest, read the lease.
@@ -908,6 +949,10 @@ fn akash_deploys_through_the_provider_cli_and_rolls_back_a_refused_manifest() {
     assert_eq!(status["image_sha"], w.a.sha.as_str(), "{status}");
     assert_eq!(status["image_digest"], w.a.digest.as_str(), "{status}");
 }
+
+/// A 12-word mnemonic with a marker word, to prove it never leaks.
+const MNEMONIC: &str =
+    "abandon ability able about above absent absorb abstract absurd abuse access SECRETWORD";
 
 /// Removes the containers the fake provider started for one state dir.
 struct FakeProviderContainers(PathBuf);

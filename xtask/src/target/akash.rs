@@ -112,6 +112,56 @@ impl Akash {
             ])
     }
 
+    /// The signing key `AKASH_FROM` in the keyring; on a fresh runner,
+    /// imported from `AKASH_KEY_MNEMONIC` (on stdin, never in argv or output)
+    /// with `keys add --recover`, as cosmos-sdk's client/keys/add.go reads it.
+    fn ensure_key(s: &Settings) -> anyhow::Result<()> {
+        let show = Self::cli().args([
+            "keys",
+            "show",
+            &s.from,
+            "--keyring-backend",
+            &s.keyring_backend,
+        ]);
+        if show.output()?.status.success() {
+            return Ok(());
+        }
+        let Some(mnemonic) = std::env::var("AKASH_KEY_MNEMONIC")
+            .ok()
+            .filter(|m| !m.trim().is_empty())
+        else {
+            bail!(
+                "the key `{}` is not in the {} keyring: import it (`provider-services keys add {} --recover`) or set AKASH_KEY_MNEMONIC",
+                s.from,
+                s.keyring_backend,
+                s.from
+            );
+        };
+        let add = Self::cli()
+            .args([
+                "keys",
+                "add",
+                &s.from,
+                "--recover",
+                "--keyring-backend",
+                &s.keyring_backend,
+            ])
+            .secret_stdin(mnemonic);
+        let out = add.output()?;
+        if !out.status.success() {
+            // Its output can echo what it read: say only how it ended.
+            bail!(
+                "`{add}` failed ({}): check AKASH_KEY_MNEMONIC and AKASH_KEYRING_BACKEND",
+                crate::cmd::describe(out.status)
+            );
+        }
+        eprintln!(
+            "imported the key `{}` into the {} keyring",
+            s.from, s.keyring_backend
+        );
+        Ok(())
+    }
+
     fn lease_status_cmd(s: &Settings) -> Cmd {
         Self::cli().args([
             "lease-status",
@@ -125,6 +175,7 @@ impl Akash {
     }
 
     fn service_url(s: &Settings) -> anyhow::Result<String> {
+        Self::ensure_key(s)?;
         let out = Self::lease_status_cmd(s).read()?;
         let status: serde_json::Value =
             serde_json::from_str(&out).context("provider-services lease-status printed no JSON")?;
@@ -183,6 +234,7 @@ impl Target for Akash {
 
     fn apply(&self, config: &Path) -> anyhow::Result<Applied> {
         let s = Self::settings()?;
+        Self::ensure_key(&s)?;
         let update = Self::update_cmd(&s, config);
         let out = update.tee()?;
         if !out.status.success() {

@@ -97,6 +97,7 @@ const FLAGS: &[FlagSpec] = &[
     cli::value("note"),
     cli::value("auth-type"),
     cli::boolean_short("yes", 'y'),
+    cli::boolean("recover"),
     cli::boolean("trace"),
 ];
 
@@ -211,6 +212,14 @@ fn run(dir: &Path, args: &[String]) -> Result<(), String> {
             println!("v0.6.10");
             Ok(())
         }
+        ["keys", "show", name] => {
+            cli::only_allowed(&parsed, &[COMMON, &["output"]].concat())?;
+            keys_show(dir, name)
+        }
+        ["keys", "add", name] => {
+            cli::only_allowed(&parsed, &[COMMON, &["recover", "output"]].concat())?;
+            keys_add(dir, &parsed, name)
+        }
         ["tx", "deployment", "create", sdl_path] => {
             cli::only_allowed(&parsed, &[COMMON, TX, &["deposit"]].concat())?;
             deployment_create(dir, &parsed, sdl_path)
@@ -276,10 +285,67 @@ fn address_of(key: &str) -> String {
     format!("akash1{body}")
 }
 
-fn owner(p: &Parsed) -> Result<String, String> {
-    flag(p, "from")
-        .map(|k| address_of(&k))
-        .ok_or_else(|| "empty address string is not allowed (fake provider-services: give --from or AKASH_FROM)".into())
+/// The signer: `--from` must name a key in the keyring (by name or address),
+/// as the real CLI needs it to sign (cosmos-sdk client/context: `from`).
+fn owner(dir: &Path, p: &Parsed) -> Result<String, String> {
+    let from = flag(p, "from").ok_or_else(|| {
+        "empty address string is not allowed (fake provider-services: give --from or AKASH_FROM)".to_string()
+    })?;
+    let keyring = load_keyring(dir)?;
+    let known = keyring.get(&from).is_some()
+        || keyring.as_object().is_some_and(|k| k.values().any(|a| a.as_str() == Some(from.as_str())));
+    if !known {
+        return Err(format!("{from} is not a valid name or address: {from}.info: key not found"));
+    }
+    Ok(address_of(&from))
+}
+
+const KEYRING: &str = "keyring.json";
+
+fn load_keyring(dir: &Path) -> Result<Value, String> {
+    state::read_json(&dir.join(KEYRING), json!({}))
+}
+
+fn key_block(name: &str) -> String {
+    format!(
+        "- address: {}\n  name: {name}\n  pubkey: '{{\"@type\":\"/cosmos.crypto.secp256k1.PubKey\",\"key\":\"{}\"}}'\n  type: local\n",
+        address_of(name),
+        &state::hex64(name.as_bytes())[..44]
+    )
+}
+
+/// `keys show NAME` (cosmos-sdk client/keys/show.go).
+fn keys_show(dir: &Path, name: &str) -> Result<(), String> {
+    if load_keyring(dir)?.get(name).is_none() {
+        return Err(format!("{name} is not a valid name or address: {name}.info: key not found"));
+    }
+    print!("{}", key_block(name));
+    Ok(())
+}
+
+/// `keys add NAME --recover`: the bip39 mnemonic is read from stdin, as the
+/// real one prompts `> Enter your bip39 mnemonic` (cosmos-sdk client/keys/add.go).
+/// Without --recover the real one creates a key and prints a new mnemonic:
+/// not needed by any caller here, refused.
+fn keys_add(dir: &Path, p: &Parsed, name: &str) -> Result<(), String> {
+    if !p.bool("recover") {
+        return Err("fake provider-services: only `keys add NAME --recover` is supported".into());
+    }
+    let mut keyring = load_keyring(dir)?;
+    if keyring.get(name).is_some() {
+        return Err("aborted".into());
+    }
+    eprint!("> Enter your bip39 mnemonic\n");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+    let words = line.split_whitespace().count();
+    if ![12, 15, 18, 21, 24].contains(&words) {
+        return Err("invalid mnemonic".into());
+    }
+    keyring[name] = json!(address_of(name));
+    state::write_json(&dir.join(KEYRING), &keyring)?;
+    print!("\n{}", key_block(name));
+    Ok(())
 }
 
 fn dseq_of(p: &Parsed) -> Result<Option<u64>, String> {
@@ -329,9 +395,9 @@ fn confirm(p: &Parsed) -> Result<(), String> {
     }
 }
 
-fn tx_preflight(p: &Parsed) -> Result<String, String> {
+fn tx_preflight(dir: &Path, p: &Parsed) -> Result<String, String> {
     node(p)?;
-    let owner = owner(p)?;
+    let owner = owner(dir, p)?;
     if flag(p, "chain-id").is_none() {
         return Err("chain ID required but not specified".into());
     }
@@ -377,7 +443,7 @@ fn print_tx(height: u64, action: &str, owner: &str, dseq: u64, version: &str) {
 }
 
 fn deployment_create(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), String> {
-    let owner = tx_preflight(p)?;
+    let owner = tx_preflight(dir, p)?;
     let (text, sdl) = read_sdl(sdl_path)?;
     confirm(p)?;
     let mut chain = load_chain(dir)?;
@@ -401,7 +467,7 @@ fn deployment_create(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), Strin
 }
 
 fn deployment_update(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), String> {
-    let owner = tx_preflight(p)?;
+    let owner = tx_preflight(dir, p)?;
     let dseq = dseq_of(p)?.unwrap_or(0);
     let (text, sdl) = read_sdl(sdl_path)?;
     let mut chain = load_chain(dir)?;
@@ -526,7 +592,7 @@ fn print_send_result(format: &str, provider: &str, error: Option<&str>) {
 
 fn send_manifest(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), String> {
     node(p)?;
-    let owner = owner(p)?;
+    let owner = owner(dir, p)?;
     let (text, sdl) = read_sdl(sdl_path)?;
     let provider = flag(p, "provider").ok_or("empty address string is not allowed")?;
     let dseq = dseq_of(p)?.unwrap_or(0);
@@ -567,7 +633,7 @@ fn send_manifest(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), String> {
 
 fn lease_status(dir: &Path, p: &Parsed) -> Result<(), String> {
     node(p)?;
-    let owner = owner(p)?;
+    let owner = owner(dir, p)?;
     let provider = flag(p, "provider").ok_or("empty address string is not allowed")?;
     let dseq = dseq_of(p)?.unwrap_or(0);
     if forced("lease-status") {

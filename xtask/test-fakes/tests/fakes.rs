@@ -316,11 +316,34 @@ impl Akash {
         let mut perm = std::fs::metadata(&docker).expect("meta").permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
         std::fs::set_permissions(&docker, perm).expect("chmod");
-        Akash {
+        let akash = Akash {
             state,
             docker_log,
             docker,
+        };
+        // The signers the tests use are in the keyring, as on a set-up machine.
+        for name in ["deployer", "k", "other"] {
+            let o = akash.import(name, MNEMONIC);
+            assert_eq!(code(&o), 0, "{}", text(&o.stderr));
         }
+        akash
+    }
+
+    /// `keys add NAME --recover` with the mnemonic on stdin.
+    fn import(&self, name: &str, mnemonic: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_provider-services"))
+            .args(["keys", "add", name, "--recover", "--keyring-backend", "test"])
+            .env("FAKE_AKASH_STATE", &self.state)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn fake provider-services");
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{mnemonic}").expect("write the mnemonic");
+        drop(stdin);
+        child.wait_with_output().expect("keys add")
     }
 
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -350,6 +373,29 @@ impl Akash {
         std::fs::write(&p, tpl.replace("{{image}}", image)).expect("write sdl");
         p.to_string_lossy().into_owned()
     }
+}
+
+const MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+#[test]
+fn akash_keyring_imports_from_stdin_and_signers_must_be_in_it() {
+    let a = Akash::new();
+    let shown = a.run(&["keys", "show", "deployer"], &[]);
+    assert_eq!(code(&shown), 0, "{}", text(&shown.stderr));
+    assert!(text(&shown.stdout).contains("name: deployer"));
+    let missing = a.run(&["keys", "show", "nobody"], &[]);
+    assert_eq!(code(&missing), 1);
+    assert!(text(&missing.stderr).contains("nobody.info: key not found"));
+    let again = a.import("deployer", MNEMONIC);
+    assert_eq!(code(&again), 1, "an existing key is not overwritten");
+    let bad = a.import("short", "too few words");
+    assert!(text(&bad.stderr).contains("invalid mnemonic"));
+    let log = std::fs::read_to_string(a.state.join("calls.log")).expect("calls.log");
+    assert!(!log.contains("abandon"), "the mnemonic came on stdin, never in argv");
+    let v1 = a.sdl("v1.yaml", "ghcr.io/acme/api:1@sha256:0000000000000000000000000000000000000000000000000000000000000000");
+    let o = a.run(&["tx", "deployment", "create", &v1, "--from", "nobody", "-y"], NET);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("nobody is not a valid name or address"), "{}", text(&o.stderr));
 }
 
 const NET: &[(&str, &str)] = &[
@@ -522,6 +568,7 @@ fn akash_full_flow_update_send_manifest_lease_status() {
     // calls.env.log: one line per call, secrets redacted.
     let envs = lines(&a.state.join("calls.env.log"));
     assert_eq!(envs.len(), lines(&a.state.join("calls.log")).len());
+    let envs = &envs[3..]; // after the three `keys add` of Akash::new
     assert_eq!(envs[1]["AKASH_DSEQ"], "7");
     assert_eq!(envs[0]["AKASH_MNEMONIC"], "<redacted>");
     let all = std::fs::read_to_string(a.state.join("calls.env.log")).expect("env log");
