@@ -293,9 +293,13 @@ fn owner(dir: &Path, p: &Parsed) -> Result<String, String> {
     })?;
     let keyring = load_keyring(dir)?;
     let known = keyring.get(&from).is_some()
-        || keyring.as_object().is_some_and(|k| k.values().any(|a| a.as_str() == Some(from.as_str())));
+        || keyring
+            .as_object()
+            .is_some_and(|k| k.values().any(|a| a.as_str() == Some(from.as_str())));
     if !known {
-        return Err(format!("{from} is not a valid name or address: {from}.info: key not found"));
+        return Err(format!(
+            "{from} is not a valid name or address: {from}.info: key not found"
+        ));
     }
     Ok(address_of(&from))
 }
@@ -317,7 +321,9 @@ fn key_block(name: &str) -> String {
 /// `keys show NAME` (cosmos-sdk client/keys/show.go).
 fn keys_show(dir: &Path, name: &str) -> Result<(), String> {
     if load_keyring(dir)?.get(name).is_none() {
-        return Err(format!("{name} is not a valid name or address: {name}.info: key not found"));
+        return Err(format!(
+            "{name} is not a valid name or address: {name}.info: key not found"
+        ));
     }
     print!("{}", key_block(name));
     Ok(())
@@ -335,9 +341,11 @@ fn keys_add(dir: &Path, p: &Parsed, name: &str) -> Result<(), String> {
     if keyring.get(name).is_some() {
         return Err("aborted".into());
     }
-    eprint!("> Enter your bip39 mnemonic\n");
+    eprintln!("> Enter your bip39 mnemonic");
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
     let words = line.split_whitespace().count();
     if ![12, 15, 18, 21, 24].contains(&words) {
         return Err("invalid mnemonic".into());

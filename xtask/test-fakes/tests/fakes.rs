@@ -333,7 +333,14 @@ impl Akash {
     fn import(&self, name: &str, mnemonic: &str) -> Output {
         use std::io::Write;
         let mut child = Command::new(env!("CARGO_BIN_EXE_provider-services"))
-            .args(["keys", "add", name, "--recover", "--keyring-backend", "test"])
+            .args([
+                "keys",
+                "add",
+                name,
+                "--recover",
+                "--keyring-backend",
+                "test",
+            ])
             .env("FAKE_AKASH_STATE", &self.state)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -375,7 +382,8 @@ impl Akash {
     }
 }
 
-const MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 
 #[test]
 fn akash_keyring_imports_from_stdin_and_signers_must_be_in_it() {
@@ -391,11 +399,21 @@ fn akash_keyring_imports_from_stdin_and_signers_must_be_in_it() {
     let bad = a.import("short", "too few words");
     assert!(text(&bad.stderr).contains("invalid mnemonic"));
     let log = std::fs::read_to_string(a.state.join("calls.log")).expect("calls.log");
-    assert!(!log.contains("abandon"), "the mnemonic came on stdin, never in argv");
+    assert!(
+        !log.contains("abandon"),
+        "the mnemonic came on stdin, never in argv"
+    );
     let v1 = a.sdl("v1.yaml", "ghcr.io/acme/api:1@sha256:0000000000000000000000000000000000000000000000000000000000000000");
-    let o = a.run(&["tx", "deployment", "create", &v1, "--from", "nobody", "-y"], NET);
+    let o = a.run(
+        &["tx", "deployment", "create", &v1, "--from", "nobody", "-y"],
+        NET,
+    );
     assert_eq!(code(&o), 1);
-    assert!(text(&o.stderr).contains("nobody is not a valid name or address"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("nobody is not a valid name or address"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 const NET: &[(&str, &str)] = &[
