@@ -18,6 +18,7 @@ mod interrupt;
 mod ledger;
 mod lock;
 mod notify;
+mod parsed;
 mod project;
 mod record;
 mod registry;

@@ -48,13 +48,6 @@ impl FromStr for GitSha {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for GitSha {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 impl fmt::Display for GitSha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

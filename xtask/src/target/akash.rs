@@ -102,14 +102,7 @@ impl Akash {
         Self::cli()
             .arg("send-manifest")
             .arg(sdl.display().to_string())
-            .args([
-                "--dseq",
-                &s.dseq,
-                "--provider",
-                &s.provider,
-                "--from",
-                &s.from,
-            ])
+            .args(Self::lease_flags(s))
     }
 
     /// The signing key `AKASH_FROM` in the keyring; on a fresh runner,
@@ -163,15 +156,19 @@ impl Akash {
     }
 
     fn lease_status_cmd(s: &Settings) -> Cmd {
-        Self::cli().args([
-            "lease-status",
+        Self::cli().arg("lease-status").args(Self::lease_flags(s))
+    }
+
+    /// Which lease, and who asks: the provider checks the signer owns it.
+    fn lease_flags(s: &Settings) -> [&str; 6] {
+        [
             "--dseq",
             &s.dseq,
             "--provider",
             &s.provider,
             "--from",
             &s.from,
-        ])
+        ]
     }
 
     fn service_url(s: &Settings) -> anyhow::Result<String> {
