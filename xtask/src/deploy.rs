@@ -76,6 +76,8 @@ impl Common {
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     let c = &args.common;
+    // Settings first: a broken config is reported before the registry is asked.
+    let target = c.target(project)?;
     let repos = c.repos.resolve(project)?;
     let metadata = args
         .metadata
@@ -113,7 +115,6 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         ),
     }
     let signature = release::signature(&image, c.require_signature)?;
-    let target = c.target(project)?;
     target.preflight()?;
     if c.dry_run {
         return dry_run(&*target, &image, project);

@@ -54,18 +54,24 @@ impl Project {
     }
 
     pub fn release_config(&self) -> anyhow::Result<ReleaseConfig> {
-        let path = match std::env::var_os("XTASK_CONFIG") {
-            Some(path) => self.root.join(path),
-            None => self.root.join("deploy/release.json"),
+        let (path, explicit) = match std::env::var_os("XTASK_CONFIG") {
+            Some(path) => (self.root.join(path), true),
+            None => (self.root.join("deploy/release.json"), false),
         };
         if !path.exists() {
+            if explicit {
+                anyhow::bail!(
+                    "XTASK_CONFIG names {}, which does not exist: fix the path or unset it",
+                    path.display()
+                );
+            }
             return Ok(ReleaseConfig::default());
         }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
-                "{} is not a valid release config: {e}; see docs/decisions.md for its shape",
+                "{} is not a valid release config: {e}; see deploy/release.json and docs/decisions.md for its shape",
                 path.display()
             )
         })

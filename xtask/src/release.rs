@@ -403,8 +403,12 @@ pub fn signature(image: &ImageRef, require: bool) -> anyhow::Result<Signature> {
 
 /// Read `metadata.json` from ci-build for its digest (and repository).
 pub fn read_metadata(path: &Path, sha: &GitSha) -> anyhow::Result<crate::ci_build::BuildRecord> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the build metadata {}: pass the metadata.json that `cargo xtask ci-build` wrote (default target/xtask/metadata.json)",
+            path.display()
+        )
+    })?;
     let build: crate::ci_build::BuildRecord = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is not a ci-build metadata.json: {e}", path.display()))?;
     if &build.image_sha != sha {

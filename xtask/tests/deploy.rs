@@ -598,6 +598,16 @@ fn bad_requests_are_refused_before_the_target_is_touched() {
         assert!(error.contains(needle), "{args:?}: {error}");
     }
     assert!(!Path::new("/tmp/xtask-pwned").exists());
+    // A config named but missing is an error, not a silent default.
+    let run = stage
+        .xtask(&["deploy", &w.b.sha, "--env", "staging"])
+        .env("XTASK_CONFIG", stage.state.join("no-such.json"))
+        .run();
+    assert!(
+        run.single_error().contains("does not exist"),
+        "{}",
+        run.stderr
+    );
     // A feature-branch image may go to staging (it is the staging repository's job).
     let metadata_f = w.feature.metadata.display().to_string();
     let dry = stage.run(&[
