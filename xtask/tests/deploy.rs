@@ -732,6 +732,20 @@ fn the_environment_lock_names_a_live_holder_and_breaks_a_stale_one_on_request() 
         "released after the deploy"
     );
     stage.assert_runs("staging", &w.a.sha);
+
+    // Another checkout (another state dir, so another lock) on the same
+    // machine-wide container name is refused, not raced.
+    let other = TempDir::new("other-checkout");
+    let run = stage
+        .xtask(&args)
+        .env("XTASK_STATE_DIR", other.path())
+        .run();
+    let error = run.single_error();
+    assert!(
+        error.contains("managed from another checkout") && error.contains("docker rm -f"),
+        "{error}"
+    );
+    stage.assert_runs("staging", &w.a.sha);
 }
 
 /// The Akash target through the fake `provider-services` (see

@@ -22,6 +22,8 @@ pub struct Docker {
     port: u16,
     env: BTreeMap<String, String>,
     environment: Environment,
+    /// Where this checkout keeps the lock and ledger that guard the container.
+    state_dir: String,
 }
 
 /// `run.json`: everything `docker run` needs, frozen with the release.
@@ -35,7 +37,7 @@ struct RunConfig {
 }
 
 impl Docker {
-    pub fn new(environment: Environment, settings: &EnvironmentConfig) -> Docker {
+    pub fn new(environment: Environment, settings: &EnvironmentConfig, state_dir: &Path) -> Docker {
         let default_port = match environment {
             Environment::Staging => 18080,
             Environment::Production => 18081,
@@ -48,6 +50,7 @@ impl Docker {
             port: settings.port.unwrap_or(default_port),
             env: settings.env.clone(),
             environment,
+            state_dir: state_dir.display().to_string(),
         }
     }
 
@@ -116,8 +119,32 @@ impl Target for Docker {
         TargetKind::Docker
     }
 
+    /// The container name is machine-wide, the lock and ledger are per
+    /// checkout: a container managed from another state dir is not ours to replace.
     fn preflight(&self) -> anyhow::Result<()> {
-        crate::docker::ensure_daemon()
+        crate::docker::ensure_daemon()?;
+        for name in [&self.container, &self.previous()] {
+            let out = docker()
+                .args([
+                    "container",
+                    "inspect",
+                    "--format",
+                    "{{index .Config.Labels \"xtask.state\"}}",
+                    name,
+                ])
+                .output()?;
+            let owner = out.stdout.trim();
+            if out.status.success()
+                && !owner.is_empty()
+                && owner != "<no value>"
+                && owner != self.state_dir
+            {
+                bail!(
+                    "container {name} is managed from another checkout (state in {owner}; its lock and ledger are there): deploy from that checkout, give this one its own `container` and `port` in the release config, or take it over with `docker rm -f {name}`"
+                );
+            }
+        }
+        Ok(())
     }
 
     fn render(&self, image: &ImageRef, release_id: &str, dir: &Path) -> anyhow::Result<PathBuf> {
@@ -126,6 +153,7 @@ impl Target for Docker {
             ("xtask.release".to_owned(), release_id.to_owned()),
             ("xtask.sha".to_owned(), image.sha.to_string()),
             ("xtask.digest".to_owned(), image.digest.to_string()),
+            ("xtask.state".to_owned(), self.state_dir.clone()),
         ]);
         let config = RunConfig {
             container: self.container.clone(),

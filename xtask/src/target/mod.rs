@@ -95,7 +95,7 @@ pub fn for_environment(
     project: &Project,
 ) -> Box<dyn Target> {
     match kind {
-        TargetKind::Docker => Box::new(docker::Docker::new(env, settings)),
+        TargetKind::Docker => Box::new(docker::Docker::new(env, settings, &project.state_dir())),
         TargetKind::Akash => Box::new(akash::Akash::new(project)),
         TargetKind::Kubernetes => Box::new(kubernetes::Kubernetes::new(env, settings, project)),
     }
