@@ -64,6 +64,27 @@ pub struct Common {
 }
 
 impl Common {
+    /// The last checks before the target is touched, in the order every
+    /// release keeps: signature (soft or strict), the target's own settings,
+    /// then (unless `--dry-run`, which prints the plan and stops) Ctrl-C
+    /// handling and the environment's lock, held until the release ends.
+    pub fn last_checks(
+        &self,
+        target: &dyn target::Target,
+        image: &ImageRef,
+        project: &Project,
+    ) -> anyhow::Result<Option<(crate::cosign::Signature, Lock)>> {
+        let signature = release::signature(image, self.require_signature)?;
+        target.preflight()?;
+        if self.dry_run {
+            dry_run(target, image, project)?;
+            return Ok(None);
+        }
+        interrupt::install()?;
+        let lock = Lock::acquire(&project.state_dir(), self.env, self.force_unlock)?;
+        Ok(Some((signature, lock)))
+    }
+
     pub fn target(&self, project: &Project) -> anyhow::Result<Box<dyn target::Target>> {
         let settings = project.release_config()?.environment(self.env);
         // Like the repositories: the checked-in targets are CI's; a dev shell
@@ -114,13 +135,9 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             image.digest
         ),
     }
-    let signature = release::signature(&image, c.require_signature)?;
-    target.preflight()?;
-    if c.dry_run {
-        return dry_run(&*target, &image, project);
-    }
-    interrupt::install()?;
-    let _lock = Lock::acquire(&project.state_dir(), c.env, c.force_unlock)?;
+    let Some((signature, _lock)) = c.last_checks(&*target, &image, project)? else {
+        return Ok(());
+    };
     let ledger = Ledger::open(project, c.env);
     eprintln!(
         "deploying {} to {} on {}",
@@ -146,11 +163,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     finish(&records, ok, c.json)
 }
 
-pub fn dry_run(
-    target: &dyn target::Target,
-    image: &ImageRef,
-    project: &Project,
-) -> anyhow::Result<()> {
+fn dry_run(target: &dyn target::Target, image: &ImageRef, project: &Project) -> anyhow::Result<()> {
     let dir = project.state_dir().join("dry-run");
     let config = target.render(image, "dry-run", &dir)?;
     eprintln!("(dry run) rendered {}", config.display());

@@ -5,12 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::deploy::{Common, dry_run, finish};
+use crate::deploy::{Common, finish};
 use crate::git;
 use crate::image::ImageRef;
-use crate::interrupt;
 use crate::ledger::{self, Ledger, Reason, RecordKind};
-use crate::lock::Lock;
 use crate::project::Project;
 use crate::record;
 use crate::release::{self, Request};
@@ -91,13 +89,9 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let signature = release::signature(&image, c.require_signature)?;
-    target.preflight()?;
-    if c.dry_run {
-        return dry_run(&*target, &image, project);
-    }
-    interrupt::install()?;
-    let _lock = Lock::acquire(&project.state_dir(), c.env, c.force_unlock)?;
+    let Some((signature, _lock)) = c.last_checks(&*target, &image, project)? else {
+        return Ok(());
+    };
     eprintln!("rolling {} back to {}", c.env, image.pinned());
     let (records, ok) = release::execute(
         Request {
