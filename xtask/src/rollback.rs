@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::deploy::{Common, finish};
 use crate::git;
@@ -108,8 +108,5 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         project,
         &ledger,
     )?;
-    if records.is_empty() {
-        bail!("rollback produced no record");
-    }
     finish(&records, ok, c.json)
 }
