@@ -3,40 +3,21 @@
 //! This file is the table of contents: parse, find the project root once,
 //! dispatch to one module per task.
 
-mod ci_build;
-mod cmd;
-mod cosign;
-mod deploy;
-mod digest;
-mod docker;
-mod environment;
-mod git;
-mod history;
-mod http;
-mod image;
-mod interrupt;
+mod build;
 mod ledger;
-mod lock;
-mod notify;
-mod parsed;
-mod project;
-mod record;
+mod model;
 mod registry;
 mod release;
-mod repository;
-mod rollback;
-mod sha;
-mod signing_report;
-mod status;
-mod step;
-mod target;
+mod support;
+mod targets;
+mod tasks;
 mod verify;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::project::Project;
+use crate::support::project::Project;
 
 const ONBOARDING: &str = "\
 Every image is named by the full 40-character git SHA it was built from (and a
@@ -68,17 +49,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Build HEAD's image (clean, linux/amd64), push it tagged by SHA, read the digest back, record it
-    CiBuild(ci_build::Args),
+    CiBuild(tasks::ci_build::Args),
     /// Deploy the image of one commit SHA: checked, pinned by digest, verified, rolled back on failure
-    Deploy(deploy::Args),
+    Deploy(tasks::deploy::Args),
     /// Return to an earlier SHA (default: the previous verified release), with its config; never builds
-    Rollback(rollback::Args),
+    Rollback(tasks::rollback::Args),
     /// What runs in an environment now, asked of the target and of the service itself
-    Status(status::Args),
+    Status(tasks::status::Args),
     /// The release ledger of an environment, newest first
-    History(history::Args),
+    History(tasks::history::Args),
     /// Share of signature-verified releases in the last 30, and whether to turn strict
-    SigningReport(signing_report::Args),
+    SigningReport(tasks::signing_report::Args),
     /// Start or stop the local registry used when no repository is configured
     Registry {
         #[command(subcommand)]
@@ -152,18 +133,18 @@ fn usage_error(err: clap::Error) -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let project = Project::locate()?;
     match cli.task {
-        Task::CiBuild(args) => ci_build::run(args, &project),
-        Task::Deploy(args) => deploy::run(args, &project),
-        Task::Rollback(args) => rollback::run(args, &project),
-        Task::Status(args) => status::run(args, &project),
-        Task::History(args) => history::run(args, &project),
-        Task::SigningReport(args) => signing_report::run(args, &project),
+        Task::CiBuild(args) => tasks::ci_build::run(args, &project),
+        Task::Deploy(args) => tasks::deploy::run(args, &project),
+        Task::Rollback(args) => tasks::rollback::run(args, &project),
+        Task::Status(args) => tasks::status::run(args, &project),
+        Task::History(args) => tasks::history::run(args, &project),
+        Task::SigningReport(args) => tasks::signing_report::run(args, &project),
         Task::Registry {
             action: RegistryAction::Up { port },
-        } => registry::up(&project.state_dir(), port),
+        } => registry::local::up(&project.state_dir(), port),
         Task::Registry {
             action: RegistryAction::Down,
-        } => registry::down(&project.state_dir()),
+        } => registry::local::down(&project.state_dir()),
     }
 }
 

@@ -1,0 +1,317 @@
+//! The release ledger: append-only JSON lines per environment. Every status
+//! transition of a release (`running` → `complete` | `failed` |
+//! `interrupted`) is a new line with the full record, written and fsynced
+//! before the next step, so an interrupted run stays visible. History is
+//! never rewritten; a torn last line is reported and skipped.
+
+pub mod lock;
+pub mod notify;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::model::digest::Digest;
+use crate::model::environment::Environment;
+use crate::model::repository::Repository;
+use crate::model::sha::GitSha;
+use crate::support::project::Project;
+use crate::targets::TargetKind;
+use crate::verify::cosign::SignatureStatus;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordKind {
+    Deploy,
+    Rollback,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    Complete,
+    Failed,
+    Interrupted,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Running => "running",
+            Status::Complete => "complete",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    Manual,
+    FailedVerification,
+    Interrupted,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Verified {
+    pub health: bool,
+    pub sha: bool,
+}
+
+/// One release (a deploy or a rollback) at one status. See docs/log-schema.md.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Release {
+    pub record: RecordKind,
+    pub id: String,
+    pub status: Status,
+    pub environment: Environment,
+    pub target: TargetKind,
+    /// The SHA this release puts in place.
+    pub image_sha: GitSha,
+    pub image_digest: Digest,
+    pub repository: Repository,
+    pub image_ref: String,
+    /// What ran before (`None` on a first deploy).
+    pub previous_sha: Option<GitSha>,
+    pub previous_release: Option<String>,
+    /// Rollbacks: the SHA now running (= image_sha), and why.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub new_sha: Option<GitSha>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<Reason>,
+    pub signature_status: SignatureStatus,
+    pub signature_reason: Option<String>,
+    pub initiated_by: String,
+    pub deployment_ref: Option<String>,
+    pub url: Option<String>,
+    /// The rendered target config of this release (restored by a rollback).
+    pub config: Option<PathBuf>,
+    pub verified: Verified,
+    /// Failed or interrupted: what happened, and the SHA the target was left on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub left_on_sha: Option<GitSha>,
+    pub started_at: String,
+    pub duration_sec: f64,
+    /// When this line was written.
+    pub at: String,
+}
+
+pub struct Ledger {
+    path: PathBuf,
+}
+
+/// What reading found: releases (latest status of each, oldest first) and
+/// the lines that could not be read.
+pub struct Read {
+    pub releases: Vec<Release>,
+    pub skipped: Vec<String>,
+}
+
+impl Ledger {
+    /// `XTASK_LEDGER_DIR` when set (relative to the project root), else
+    /// `<state dir>/ledger/`; one file per environment.
+    pub fn open(project: &Project, env: Environment) -> Ledger {
+        let dir = std::env::var_os("XTASK_LEDGER_DIR").map_or_else(
+            || project.state_dir().join("ledger"),
+            |d| project.root.join(d),
+        );
+        Ledger {
+            path: dir.join(format!("{env}.jsonl")),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// One `write` of one line, then fsync: the line is on disk before the
+    /// next step of the release runs.
+    pub fn append(&self, release: &Release) -> anyhow::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut line = serde_json::to_string(release)?;
+        line.push('\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("opening the ledger {}", self.path.display()))?;
+        // A torn line from an earlier crash must not swallow this one.
+        if file.metadata()?.len() > 0 && !ends_with_newline(&self.path)? {
+            line.insert(0, '\n');
+        }
+        file.write_all(line.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing the ledger {}", self.path.display()))
+    }
+
+    pub fn read(&self) -> anyhow::Result<Read> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
+        };
+        let mut releases: Vec<Release> = Vec::new();
+        let mut skipped = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Release>(line) {
+                Ok(r) => match releases.iter_mut().find(|old| old.id == r.id) {
+                    Some(old) => *old = r,
+                    None => releases.push(r),
+                },
+                Err(e) => skipped.push(format!("{}:{}: {e}", self.path.display(), n + 1)),
+            }
+        }
+        Ok(Read { releases, skipped })
+    }
+
+    /// Read, and say on stderr which lines were skipped.
+    pub fn read_reporting(&self) -> anyhow::Result<Vec<Release>> {
+        let read = self.read()?;
+        for s in &read.skipped {
+            eprintln!("warning: skipped an unreadable ledger line (torn write?) at {s}");
+        }
+        Ok(read.releases)
+    }
+}
+
+fn ends_with_newline(path: &Path) -> anyhow::Result<bool> {
+    use std::io::{Read as _, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::End(-1))?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b)?;
+    Ok(b[0] == b'\n')
+}
+
+/// The release running now, as far as the ledger knows: the newest one
+/// that completed.
+pub fn current(releases: &[Release]) -> Option<&Release> {
+    releases.iter().rev().find(|r| r.status == Status::Complete)
+}
+
+/// The newest completed release of `sha` (its digest and rendered config).
+pub fn last_complete_of<'a>(releases: &'a [Release], sha: &GitSha) -> Option<&'a Release> {
+    releases
+        .iter()
+        .rev()
+        .find(|r| r.status == Status::Complete && &r.image_sha == sha)
+}
+
+/// The last verified release other than the one running now.
+pub fn previous<'a>(releases: &'a [Release], running: Option<&GitSha>) -> Option<&'a Release> {
+    releases
+        .iter()
+        .rev()
+        .filter(|r| r.status == Status::Complete)
+        .find(|r| Some(&r.image_sha) != running)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(id: &str, sha_char: char, status: Status) -> Release {
+        Release {
+            record: RecordKind::Deploy,
+            id: id.to_owned(),
+            status,
+            environment: Environment::Staging,
+            target: TargetKind::Docker,
+            image_sha: sha_char.to_string().repeat(40).parse().expect("sha"),
+            image_digest: format!("sha256:{}", "0".repeat(64))
+                .parse()
+                .expect("digest"),
+            repository: "localhost:5000/a/api".parse().expect("repo"),
+            image_ref: "x".to_owned(),
+            previous_sha: None,
+            previous_release: None,
+            new_sha: None,
+            reason: None,
+            signature_status: SignatureStatus::Unverified,
+            signature_reason: Some("cosign not found".to_owned()),
+            initiated_by: "t".to_owned(),
+            deployment_ref: None,
+            url: None,
+            config: None,
+            verified: Verified::default(),
+            error: None,
+            left_on_sha: None,
+            started_at: "2026-01-01T00:00:00Z".to_owned(),
+            duration_sec: 0.0,
+            at: "2026-01-01T00:00:00Z".to_owned(),
+        }
+    }
+
+    fn temp_ledger(name: &str) -> Ledger {
+        let dir = std::env::temp_dir().join(format!("xtask-ledger-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ledger {
+            path: dir.join("staging.jsonl"),
+        }
+    }
+
+    #[test]
+    fn folds_status_transitions_and_survives_a_torn_line() {
+        let ledger = temp_ledger("torn");
+        ledger
+            .append(&release("r1", 'a', Status::Running))
+            .expect("append");
+        ledger
+            .append(&release("r1", 'a', Status::Complete))
+            .expect("append");
+        // A crash mid-write leaves half a line with no newline.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(ledger.path())
+            .expect("open");
+        f.write_all(b"{\"record\":\"deploy\",\"id\":\"r2\",\"sta")
+            .expect("write");
+        ledger
+            .append(&release("r3", 'b', Status::Failed))
+            .expect("append after torn line");
+        let read = ledger.read().expect("read");
+        assert_eq!(read.skipped.len(), 1, "{:?}", read.skipped);
+        let ids: Vec<_> = read
+            .releases
+            .iter()
+            .map(|r| (r.id.as_str(), r.status))
+            .collect();
+        assert_eq!(ids, [("r1", Status::Complete), ("r3", Status::Failed)]);
+        let lines = std::fs::read_to_string(ledger.path())
+            .expect("text")
+            .lines()
+            .count();
+        assert_eq!(lines, 4, "history is never truncated");
+    }
+
+    #[test]
+    fn current_and_previous_skip_failed_releases() {
+        let rs = vec![
+            release("1", 'a', Status::Complete),
+            release("2", 'b', Status::Complete),
+            release("3", 'c', Status::Failed),
+        ];
+        assert_eq!(current(&rs).map(|r| r.id.as_str()), Some("2"));
+        let running = &rs[1].image_sha;
+        assert_eq!(
+            previous(&rs, Some(running)).map(|r| r.id.as_str()),
+            Some("1")
+        );
+        assert_eq!(
+            last_complete_of(&rs, &rs[0].image_sha).map(|r| r.id.as_str()),
+            Some("1")
+        );
+        assert!(last_complete_of(&rs, &rs[2].image_sha).is_none());
+    }
+}

@@ -1,0 +1,124 @@
+//! Deploy targets: where a pinned image runs. One small trait, one file each.
+//!
+//! A release is applied from a *rendered config* (the docker run settings, the
+//! Akash SDL, the Kubernetes manifest) written under
+//! `target/xtask/releases/<id>/`; a rollback re-applies the rendered config of
+//! the release it returns to, so config comes back with the image.
+
+pub mod akash;
+pub mod docker;
+pub mod kubernetes;
+
+use std::path::{Path, PathBuf};
+
+use crate::model::digest::Digest;
+use crate::model::environment::Environment;
+use crate::model::image::ImageRef;
+use crate::model::sha::GitSha;
+use crate::support::project::{EnvironmentConfig, Project};
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// The local Docker engine (the default where nothing is configured)
+    Docker,
+    /// Akash Network through the `provider-services` CLI
+    Akash,
+    /// A Kubernetes cluster through `kubectl` and the kustomize overlays
+    Kubernetes,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Docker => "docker",
+            TargetKind::Akash => "akash",
+            TargetKind::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A release put in place, before it is verified.
+pub struct Applied {
+    /// Base URL the service answers on (`/health`, `/version`).
+    pub url: String,
+    /// The target's handle: container id, `dseq/provider`, deployment name.
+    pub deployment_ref: String,
+}
+
+/// What runs now, as the target reports it.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Running {
+    pub image_ref: Option<String>,
+    pub image_sha: Option<GitSha>,
+    pub image_digest: Option<Digest>,
+    pub url: Option<String>,
+    pub deployment_ref: Option<String>,
+}
+
+pub trait Target {
+    fn kind(&self) -> TargetKind;
+    /// Settings the target needs, checked before anything is touched.
+    fn preflight(&self) -> anyhow::Result<()>;
+    /// Write this release's config into `dir`; returns its path.
+    fn render(&self, image: &ImageRef, release_id: &str, dir: &Path) -> anyhow::Result<PathBuf>;
+    /// The commands `apply` would run, for `--dry-run`.
+    fn plan(&self, config: &Path) -> anyhow::Result<Vec<String>>;
+    /// Put a rendered config in place.
+    fn apply(&self, config: &Path) -> anyhow::Result<Applied>;
+    /// The new release is verified: drop what the target kept of the old one.
+    fn commit(&self) -> anyhow::Result<()>;
+    /// The new release failed: bring back what the target kept of the old one.
+    /// `Ok(None)`: nothing was kept, re-apply the old release's config instead.
+    fn restore_kept(&self) -> anyhow::Result<Option<Applied>>;
+    /// What runs now, asked of the target.
+    fn status(&self) -> anyhow::Result<Running>;
+    /// Whether the old release may still answer while the new one rolls out
+    /// (a provider's or a cluster's rolling update); verification waits it out.
+    fn rollout_overlaps(&self) -> bool {
+        true
+    }
+}
+
+/// The target an environment runs on: `--target` when given; in CI the
+/// environment's target in deploy/release.json; else the local engine (a dev
+/// shell never reaches CI's targets by accident).
+pub fn select(
+    project: &Project,
+    env: Environment,
+    requested: Option<TargetKind>,
+) -> anyhow::Result<Box<dyn Target>> {
+    let settings = project.release_config()?.environment(env);
+    let configured = std::env::var_os("CI").and(settings.target);
+    let kind = requested.or(configured).unwrap_or(TargetKind::Docker);
+    Ok(for_environment(kind, env, &settings, project))
+}
+
+fn for_environment(
+    kind: TargetKind,
+    env: Environment,
+    settings: &EnvironmentConfig,
+    project: &Project,
+) -> Box<dyn Target> {
+    match kind {
+        TargetKind::Docker => Box::new(docker::Docker::new(env, settings, &project.state_dir())),
+        TargetKind::Akash => Box::new(akash::Akash::new(project)),
+        TargetKind::Kubernetes => Box::new(kubernetes::Kubernetes::new(env, settings, project)),
+    }
+}
+
+impl Running {
+    /// The running image as an [`ImageRef`], when the target names it fully
+    /// (`repo:sha@sha256:…`).
+    pub fn image(&self) -> Option<ImageRef> {
+        self.image_ref.as_deref()?.parse().ok()
+    }
+}

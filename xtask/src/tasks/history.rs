@@ -1,0 +1,52 @@
+//! `cargo xtask history --env …`: the release ledger, newest first.
+
+use crate::ledger::Ledger;
+use crate::model::environment::Environment;
+use crate::support::output;
+use crate::support::project::Project;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which environment
+    #[arg(long, value_enum)]
+    pub env: Environment,
+    /// One JSON line per release on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
+    let ledger = Ledger::open(project, args.env);
+    let releases = ledger.read_reporting()?;
+    if releases.is_empty() && !args.json {
+        println!(
+            "no releases of {} yet ({})",
+            args.env,
+            ledger.path().display()
+        );
+    }
+    for r in releases.iter().rev() {
+        if args.json {
+            output::print_line(r)?;
+        } else {
+            let kind = match (r.record, r.reason) {
+                (crate::ledger::RecordKind::Deploy, _) => "deploy".to_owned(),
+                (_, Some(reason)) => format!(
+                    "rollback ({})",
+                    serde_json::to_value(reason)?.as_str().unwrap_or("?")
+                ),
+                (_, None) => "rollback".to_owned(),
+            };
+            println!(
+                "{}  {:<31} {:<12} {:<11} {}  {}",
+                r.at,
+                kind,
+                r.image_sha.short(),
+                r.status,
+                r.target,
+                r.initiated_by
+            );
+        }
+    }
+    Ok(())
+}
