@@ -33,7 +33,7 @@ fn image_serves_the_built_sha_as_non_root() {
         .parent()
         .expect("api/ is in the workspace");
     // The same dir xtask's integration tests build the static api in
-    // (xtask/tests/support/project.rs `shared_target_dir`): the release
+    // (xtask/tests/it/support/project.rs `shared_target_dir`): the release
     // build of the dependencies is paid once per machine, not twice.
     let scratch_dir = workspace.join("target").join("xtask-it");
     let binary = build_static_binary(workspace, &scratch_dir);

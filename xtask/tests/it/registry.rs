@@ -1,10 +1,8 @@
 //! `cargo xtask registry up|down`: the local registry a newcomer gets.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn registry_up_serves_the_v2_api_and_down_stops_it() {

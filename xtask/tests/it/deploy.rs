@@ -6,14 +6,12 @@
 //! shared; every test gets its own state dir (locks, ledger, rendered
 //! configs), its own container names and ports, so tests run in parallel.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 struct Built {
     sha: String,

@@ -6,14 +6,12 @@
 //! the same commit to other repository paths, so cargo has nothing to redo),
 //! and one feature-branch build. Every other test fails before building.
 
-mod support;
-
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
