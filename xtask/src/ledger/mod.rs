@@ -15,6 +15,7 @@ use anyhow::Context;
 
 use crate::model::digest::Digest;
 use crate::model::environment::Environment;
+use crate::model::image::ImageRef;
 use crate::model::repository::Repository;
 use crate::model::sha::GitSha;
 use crate::support::project::Project;
@@ -102,6 +103,17 @@ pub struct Release {
     pub at: String,
 }
 
+impl Release {
+    /// The image this release put in place.
+    pub fn image(&self) -> ImageRef {
+        ImageRef {
+            repository: self.repository.clone(),
+            sha: self.image_sha.clone(),
+            digest: self.image_digest.clone(),
+        }
+    }
+}
+
 pub struct Ledger {
     path: PathBuf,
 }
@@ -124,6 +136,12 @@ impl Ledger {
         Ledger {
             path: dir.join(format!("{env}.jsonl")),
         }
+    }
+
+    /// A ledger at an exact path (the engine's unit tests).
+    #[cfg(test)]
+    pub fn at(path: PathBuf) -> Ledger {
+        Ledger { path }
     }
 
     pub fn path(&self) -> &Path {

@@ -47,6 +47,13 @@ pub fn print_line(record: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Text for the user on stdout (a line, or a few).
+pub fn print_text(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
 /// GitHub step outputs (`$GITHUB_OUTPUT`) and job summary (`$GITHUB_STEP_SUMMARY`), when set.
 pub fn github(outputs: &[(&str, &str)], summary: &str) -> anyhow::Result<()> {
     if let Some(path) = std::env::var_os("GITHUB_OUTPUT") {

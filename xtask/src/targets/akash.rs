@@ -220,7 +220,13 @@ impl Target for Akash {
         Ok(path)
     }
 
-    fn plan(&self, config: &Path) -> anyhow::Result<Vec<String>> {
+    fn image_in(&self, config: &Path) -> anyhow::Result<ImageRef> {
+        let text = std::fs::read_to_string(config)
+            .with_context(|| format!("reading {}", config.display()))?;
+        super::single_image(&text, config)
+    }
+
+    fn plan(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>> {
         let s = Self::settings()?;
         Ok(vec![
             Self::update_cmd(&s, config).to_string(),
@@ -229,7 +235,7 @@ impl Target for Akash {
         ])
     }
 
-    fn apply(&self, config: &Path) -> anyhow::Result<Applied> {
+    fn apply(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Applied> {
         let s = Self::settings()?;
         Self::ensure_key(&s)?;
         let update = Self::update_cmd(&s, config);

@@ -4,6 +4,12 @@
 //! port on 127.0.0.1. To switch, the old container is stopped and kept as
 //! `<name>-previous`, the new one started under the name; once the new one
 //! is verified the old one is removed, otherwise it is started again.
+//!
+//! A container is ours only when its `xtask.environment` and `xtask.state`
+//! labels say so; anything else under our names is refused before anything
+//! is stopped. After an unclean death (`kill -9` mid-verification) both
+//! names may be taken: the one holding the last verified release is kept,
+//! whichever name it has, until a new release is verified.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,9 @@ use crate::model::image::ImageRef;
 use crate::support::cmd::Cmd;
 use crate::support::docker::docker;
 use crate::support::project::EnvironmentConfig;
+
+const ENVIRONMENT_LABEL: &str = "xtask.environment";
+const STATE_LABEL: &str = "xtask.state";
 
 pub struct Docker {
     container: String,
@@ -34,6 +43,21 @@ struct RunConfig {
     port: u16,
     env: BTreeMap<String, String>,
     labels: BTreeMap<String, String>,
+}
+
+/// One container, as `docker container inspect` describes it.
+struct Container {
+    name: String,
+    running: bool,
+    id: String,
+    image: String,
+    labels: BTreeMap<String, String>,
+}
+
+impl Container {
+    fn runs(&self, image: &ImageRef) -> bool {
+        self.image.parse::<ImageRef>().is_ok_and(|i| i == *image)
+    }
 }
 
 impl Docker {
@@ -58,12 +82,67 @@ impl Docker {
         format!("{}-previous", self.container)
     }
 
-    fn exists(&self, name: &str) -> anyhow::Result<bool> {
-        Ok(docker()
-            .args(["container", "inspect", "--format", "{{.Id}}", name])
-            .output()?
-            .status
-            .success())
+    /// `Ok(None)`: no such container. `Err`: the engine could not be asked.
+    fn inspect(&self, name: &str) -> anyhow::Result<Option<Container>> {
+        let cmd = docker().args([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.Id}} {{.Config.Image}} {{json .Config.Labels}}",
+            name,
+        ]);
+        let out = cmd.output()?;
+        if !out.status.success() {
+            let said = out.last_words();
+            if said.contains("No such container") || said.contains("No such object") {
+                return Ok(None);
+            }
+            bail!("could not ask docker about container {name}: {said}");
+        }
+        let mut words = out.stdout.trim().splitn(4, ' ');
+        let running = words.next() == Some("true");
+        let id = words.next().unwrap_or_default().chars().take(12).collect();
+        let image = words.next().unwrap_or_default().to_owned();
+        let labels = serde_json::from_str::<Option<BTreeMap<String, String>>>(
+            words.next().unwrap_or("null"),
+        )
+        .with_context(|| format!("`{cmd}` printed labels that are not JSON"))?
+        .unwrap_or_default();
+        Ok(Some(Container {
+            name: name.to_owned(),
+            running,
+            id,
+            image,
+            labels,
+        }))
+    }
+
+    /// Refuse a container under our names that is not this environment's,
+    /// from this checkout.
+    fn check_ours(&self, c: &Container) -> anyhow::Result<()> {
+        let name = &c.name;
+        let Some(env) = c.labels.get(ENVIRONMENT_LABEL) else {
+            bail!(
+                "container {name} exists but was not created by xtask (no {ENVIRONMENT_LABEL} label): remove it (`docker rm -f {name}`) or give {} its own `container` name in the release config",
+                self.environment
+            );
+        };
+        if *env != self.environment.to_string() {
+            bail!(
+                "container {name} belongs to {env} ({ENVIRONMENT_LABEL}={env}), not {}: the release config names another environment's container; give {} its own `container` and `port`",
+                self.environment,
+                self.environment
+            );
+        }
+        match c.labels.get(STATE_LABEL) {
+            Some(owner) if *owner == self.state_dir => Ok(()),
+            Some(owner) => bail!(
+                "container {name} is managed from another checkout (state in {owner}; its lock and ledger are there): deploy from that checkout, give this one its own `container` and `port` in the release config, or take it over with `docker rm -f {name}`"
+            ),
+            None => bail!(
+                "container {name} has no {STATE_LABEL} label, so no lock guards it: remove it (`docker rm -f {name}`) and deploy again"
+            ),
+        }
     }
 
     fn run_cmd(config: &RunConfig) -> Cmd {
@@ -87,13 +166,31 @@ impl Docker {
         cmd.arg(&config.image)
     }
 
-    /// Stop and set aside the running container, if any.
-    fn set_aside_cmds(&self) -> anyhow::Result<Vec<Cmd>> {
+    /// Make room for the new container, keeping the last verified one.
+    /// Normally that is the running container, stopped and renamed
+    /// `-previous`. When an interrupted run left `-previous` holding the
+    /// verified release and an unverified one under the name, the
+    /// unverified one goes and `-previous` stays as it is.
+    fn set_aside_cmds(&self, keep: Option<&ImageRef>) -> anyhow::Result<Vec<Cmd>> {
+        let current = self.inspect(&self.container)?;
+        let previous = self.inspect(&self.previous())?;
+        let keeps_previous = match (keep, &previous) {
+            (Some(keep), Some(prev)) => {
+                prev.runs(keep) && !current.as_ref().is_some_and(|c| c.runs(keep))
+            }
+            _ => false,
+        };
         let mut cmds = Vec::new();
-        if self.exists(&self.previous())? {
+        if keeps_previous {
+            if current.is_some() {
+                cmds.push(docker().args(["rm", "--force", &self.container]));
+            }
+            return Ok(cmds);
+        }
+        if previous.is_some() {
             cmds.push(docker().args(["rm", "--force", &self.previous()]));
         }
-        if self.exists(&self.container)? {
+        if current.is_some() {
             // -t: `--time` is deprecated in newer clients, `--timeout` unknown to older ones.
             cmds.push(docker().args(["stop", "-t", "30", &self.container]));
             cmds.push(docker().args(["rename", &self.container, &self.previous()]));
@@ -119,29 +216,14 @@ impl Target for Docker {
         TargetKind::Docker
     }
 
-    /// The container name is machine-wide, the lock and ledger are per
-    /// checkout: a container managed from another state dir is not ours to replace.
+    /// The container names are machine-wide, the lock and ledger are per
+    /// checkout and environment: only containers whose labels say they are
+    /// this environment's, from this checkout, may be replaced.
     fn preflight(&self) -> anyhow::Result<()> {
         crate::support::docker::ensure_daemon()?;
         for name in [&self.container, &self.previous()] {
-            let out = docker()
-                .args([
-                    "container",
-                    "inspect",
-                    "--format",
-                    "{{index .Config.Labels \"xtask.state\"}}",
-                    name,
-                ])
-                .output()?;
-            let owner = out.stdout.trim();
-            if out.status.success()
-                && !owner.is_empty()
-                && owner != "<no value>"
-                && owner != self.state_dir
-            {
-                bail!(
-                    "container {name} is managed from another checkout (state in {owner}; its lock and ledger are there): deploy from that checkout, give this one its own `container` and `port` in the release config, or take it over with `docker rm -f {name}`"
-                );
+            if let Some(c) = self.inspect(name)? {
+                self.check_ours(&c)?;
             }
         }
         Ok(())
@@ -149,11 +231,11 @@ impl Target for Docker {
 
     fn render(&self, image: &ImageRef, release_id: &str, dir: &Path) -> anyhow::Result<PathBuf> {
         let labels = BTreeMap::from([
-            ("xtask.environment".to_owned(), self.environment.to_string()),
+            (ENVIRONMENT_LABEL.to_owned(), self.environment.to_string()),
             ("xtask.release".to_owned(), release_id.to_owned()),
             ("xtask.sha".to_owned(), image.sha.to_string()),
             ("xtask.digest".to_owned(), image.digest.to_string()),
-            ("xtask.state".to_owned(), self.state_dir.clone()),
+            (STATE_LABEL.to_owned(), self.state_dir.clone()),
         ]);
         let config = RunConfig {
             container: self.container.clone(),
@@ -167,10 +249,14 @@ impl Target for Docker {
         Ok(path)
     }
 
-    fn plan(&self, config: &Path) -> anyhow::Result<Vec<String>> {
+    fn image_in(&self, config: &Path) -> anyhow::Result<ImageRef> {
+        read(config)?.image.parse()
+    }
+
+    fn plan(&self, config: &Path, keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>> {
         let config = read(config)?;
         let mut cmds: Vec<String> = self
-            .set_aside_cmds()?
+            .set_aside_cmds(keep)?
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -178,17 +264,20 @@ impl Target for Docker {
         Ok(cmds)
     }
 
-    fn apply(&self, config: &Path) -> anyhow::Result<Applied> {
+    fn apply(&self, config: &Path, keep: Option<&ImageRef>) -> anyhow::Result<Applied> {
         let config = read(config)?;
-        if config.container != self.container {
+        let env = config.labels.get(ENVIRONMENT_LABEL);
+        if config.container != self.container || env != Some(&self.environment.to_string()) {
             bail!(
-                "that release config is for container {}, not {}: it belongs to another environment",
+                "that release config is for container {} ({}), not {} ({}): it belongs to another environment",
                 config.container,
-                self.container
+                env.map_or("no environment", String::as_str),
+                self.container,
+                self.environment
             );
         }
-        for cmd in self.set_aside_cmds()? {
-            cmd.run()?;
+        for cmd in self.set_aside_cmds(keep)? {
+            cmd.read()?;
         }
         let id = Self::run_cmd(&config).read()?;
         Ok(Applied {
@@ -198,35 +287,30 @@ impl Target for Docker {
     }
 
     fn commit(&self) -> anyhow::Result<()> {
-        if self.exists(&self.previous())? {
-            docker().args(["rm", "--force", &self.previous()]).run()?;
+        if self.inspect(&self.previous())?.is_some() {
+            docker().args(["rm", "--force", &self.previous()]).read()?;
         }
         Ok(())
     }
 
     fn restore_kept(&self) -> anyhow::Result<Option<Applied>> {
-        if self.exists(&self.container)? {
-            docker().args(["rm", "--force", &self.container]).run()?;
+        if self.inspect(&self.container)?.is_some() {
+            docker().args(["rm", "--force", &self.container]).read()?;
         }
-        if !self.exists(&self.previous())? {
+        if self.inspect(&self.previous())?.is_none() {
             return Ok(None);
         }
         docker()
             .args(["rename", &self.previous(), &self.container])
-            .run()?;
-        docker().args(["start", &self.container]).run()?;
-        let id = docker()
-            .args([
-                "container",
-                "inspect",
-                "--format",
-                "{{.Id}}",
-                &self.container,
-            ])
             .read()?;
+        docker().args(["start", &self.container]).read()?;
+        let id = self
+            .inspect(&self.container)?
+            .map(|c| c.id)
+            .context("the restored container vanished")?;
         Ok(Some(Applied {
             url: self.url_of(&self.container)?,
-            deployment_ref: id.chars().take(12).collect(),
+            deployment_ref: id,
         }))
     }
 
@@ -236,33 +320,20 @@ impl Target for Docker {
     }
 
     fn status(&self) -> anyhow::Result<Running> {
-        let out = docker()
-            .args([
-                "container",
-                "inspect",
-                "--format",
-                "{{.State.Running}} {{.Id}} {{.Config.Image}}",
-                &self.container,
-            ])
-            .output()?;
-        if !out.status.success() {
+        let Some(c) = self.inspect(&self.container)? else {
             return Ok(Running::default());
-        }
-        let mut words = out.stdout.split_whitespace();
-        let running = words.next() == Some("true");
-        let id: String = words.next().unwrap_or_default().chars().take(12).collect();
-        let image = words.next().unwrap_or_default().to_owned();
-        let pinned = image.parse::<ImageRef>().ok();
+        };
+        let pinned = c.image.parse::<ImageRef>().ok();
         Ok(Running {
             image_sha: pinned.as_ref().map(|i| i.sha.clone()),
             image_digest: pinned.map(|i| i.digest),
-            image_ref: Some(image),
-            url: if running {
-                self.url_of(&self.container).ok()
+            url: if c.running {
+                Some(self.url_of(&self.container)?)
             } else {
                 None
             },
-            deployment_ref: Some(id),
+            deployment_ref: Some(c.id),
+            image_ref: Some(c.image),
         })
     }
 }

@@ -127,7 +127,13 @@ impl Target for Kubernetes {
         Ok(path)
     }
 
-    fn plan(&self, config: &Path) -> anyhow::Result<Vec<String>> {
+    fn image_in(&self, config: &Path) -> anyhow::Result<ImageRef> {
+        let text = std::fs::read_to_string(config)
+            .with_context(|| format!("reading {}", config.display()))?;
+        super::single_image(&text, config)
+    }
+
+    fn plan(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>> {
         Ok(vec![
             Self::kubectl()
                 .args(["apply", "--filename"])
@@ -137,7 +143,7 @@ impl Target for Kubernetes {
         ])
     }
 
-    fn apply(&self, config: &Path) -> anyhow::Result<Applied> {
+    fn apply(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Applied> {
         Self::kubectl()
             .args(["apply", "--filename"])
             .arg(config.display().to_string())

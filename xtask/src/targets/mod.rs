@@ -70,16 +70,23 @@ pub trait Target {
     fn preflight(&self) -> anyhow::Result<()>;
     /// Write this release's config into `dir`; returns its path.
     fn render(&self, image: &ImageRef, release_id: &str, dir: &Path) -> anyhow::Result<PathBuf>;
+    /// The image a rendered (or frozen) config runs: checked against the
+    /// registry before it is applied.
+    fn image_in(&self, config: &Path) -> anyhow::Result<ImageRef>;
     /// The commands `apply` would run, for `--dry-run`.
-    fn plan(&self, config: &Path) -> anyhow::Result<Vec<String>>;
-    /// Put a rendered config in place.
-    fn apply(&self, config: &Path) -> anyhow::Result<Applied>;
+    fn plan(&self, config: &Path, keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>>;
+    /// Put a rendered config in place. `keep`: the last verified release,
+    /// whose instance a target that keeps one (docker) holds on to until the
+    /// new release is verified, whatever an interrupted run left behind.
+    fn apply(&self, config: &Path, keep: Option<&ImageRef>) -> anyhow::Result<Applied>;
     /// The new release is verified: drop what the target kept of the old one.
     fn commit(&self) -> anyhow::Result<()>;
     /// The new release failed: bring back what the target kept of the old one.
     /// `Ok(None)`: nothing was kept, re-apply the old release's config instead.
     fn restore_kept(&self) -> anyhow::Result<Option<Applied>>;
-    /// What runs now, asked of the target.
+    /// What runs now, asked of the target. `Ok(Running::default())`:
+    /// nothing is deployed; `Err`: the target could not be asked (daemon
+    /// down, lease-status failing), which is never "nothing runs".
     fn status(&self) -> anyhow::Result<Running>;
     /// Whether the old release may still answer while the new one rolls out
     /// (a provider's or a cluster's rolling update); verification waits it out.
@@ -112,6 +119,27 @@ fn for_environment(
         TargetKind::Docker => Box::new(docker::Docker::new(env, settings, &project.state_dir())),
         TargetKind::Akash => Box::new(akash::Akash::new(project)),
         TargetKind::Kubernetes => Box::new(kubernetes::Kubernetes::new(env, settings, project)),
+    }
+}
+
+/// The one `image:` a rendered config names (an SDL, a manifest): the
+/// config runs exactly that image, or it is refused.
+pub fn single_image(text: &str, what: &Path) -> anyhow::Result<ImageRef> {
+    let mut images: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image:"))
+        .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''))
+        .collect();
+    images.dedup();
+    match images.as_slice() {
+        [one] => one.parse(),
+        [] => anyhow::bail!("{} names no image", what.display()),
+        more => anyhow::bail!(
+            "{} names {} different images ({}): expected exactly one",
+            what.display(),
+            more.len(),
+            more.join(", ")
+        ),
     }
 }
 

@@ -3,21 +3,17 @@
 //! back by itself when verification fails.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::bail;
 
+use super::release_args::ReleaseArgs;
 use crate::build::git;
-use crate::ledger::lock::Lock;
 use crate::ledger::{Ledger, RecordKind};
 use crate::model::digest::Digest;
-use crate::model::environment::Environment;
 use crate::model::image::ImageRef;
 use crate::model::sha::GitSha;
 use crate::release::{self, Request};
-use crate::support::interrupt;
-use crate::support::project::{Project, RepositoryArgs};
-use crate::targets::{self, TargetKind};
+use crate::support::project::Project;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,68 +21,13 @@ pub struct Args {
     #[arg(value_name = "SHA")]
     pub sha: GitSha,
     #[command(flatten)]
-    pub common: Common,
+    pub common: ReleaseArgs,
     /// The digest recorded at build; the registry must still serve it
     #[arg(long, value_name = "DIGEST", conflicts_with = "metadata")]
     pub expect_digest: Option<Digest>,
     /// ci-build's metadata.json: its digest must match the registry's
     #[arg(long, value_name = "FILE")]
     pub metadata: Option<PathBuf>,
-}
-
-/// Flags shared by deploy and rollback.
-#[derive(Debug, clap::Args)]
-pub struct Common {
-    /// Which environment
-    #[arg(long, value_enum)]
-    pub env: Environment,
-    /// Where it runs [default: docker; in CI, the environment's target in deploy/release.json]
-    #[arg(long, value_enum)]
-    pub target: Option<TargetKind>,
-    #[command(flatten)]
-    pub repos: RepositoryArgs,
-    /// Seconds to wait for /health and /version to report the SHA
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
-    pub verify_timeout: u64,
-    /// Fail unless cosign verifies the image (default: soft, record `unverified`)
-    #[arg(long)]
-    pub require_signature: bool,
-    /// Break the environment's lock when its holder is gone, or held on another host (never a live one on this host)
-    #[arg(long)]
-    pub force_unlock: bool,
-    /// Print the records as JSON lines on stdout
-    #[arg(long)]
-    pub json: bool,
-    /// Run the checks, print what would change, change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-impl Common {
-    /// The last checks before the target is touched, in the order every
-    /// release keeps: signature (soft or strict), the target's own settings,
-    /// then (unless `--dry-run`, which prints the plan and stops) Ctrl-C
-    /// handling and the environment's lock, held until the release ends.
-    pub fn last_checks(
-        &self,
-        target: &dyn targets::Target,
-        image: &ImageRef,
-        project: &Project,
-    ) -> anyhow::Result<Option<(crate::verify::cosign::Signature, Lock)>> {
-        let signature = release::signature(image, self.require_signature)?;
-        target.preflight()?;
-        if self.dry_run {
-            dry_run(target, image, project)?;
-            return Ok(None);
-        }
-        interrupt::install()?;
-        let lock = Lock::acquire(&project.state_dir(), self.env, self.force_unlock)?;
-        Ok(Some((signature, lock)))
-    }
-
-    pub fn target(&self, project: &Project) -> anyhow::Result<Box<dyn targets::Target>> {
-        targets::select(project, self.env, self.target)
-    }
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
@@ -119,15 +60,19 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         sha: args.sha.clone(),
         digest,
     };
-    match (&args.expect_digest, &metadata) {
-        (Some(d), _) => release::check_digest(&image, Some(d), "--expect-digest")?,
-        (None, Some(build)) => {
-            release::check_digest(&image, Some(&build.image_digest), "the build metadata")?
+    let recorded = match (&args.expect_digest, &metadata) {
+        (Some(d), _) => Some(("--expect-digest".to_owned(), d.clone())),
+        (None, Some(build)) => Some(("the build metadata".to_owned(), build.image_digest.clone())),
+        (None, None) => {
+            eprintln!(
+                "warning: no --metadata or --expect-digest: trusting the registry's digest {}",
+                image.digest
+            );
+            None
         }
-        (None, None) => eprintln!(
-            "warning: no --metadata or --expect-digest: trusting the registry's digest {}",
-            image.digest
-        ),
+    };
+    if let Some((source, digest)) = &recorded {
+        release::check_digest(&image, Some(digest), source)?;
     }
     let Some((signature, _lock)) = c.last_checks(&*target, &image, project)? else {
         return Ok(());
@@ -139,35 +84,19 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         c.env,
         target.kind()
     );
-    let (records, ok) = release::execute(
+    let outcome = release::execute(
         Request {
             kind: RecordKind::Deploy,
             env: c.env,
             image,
+            recorded,
             signature,
             config: None,
             reason: None,
-            verify_timeout: Duration::from_secs(c.verify_timeout),
+            verify_timeout: c.verify_timeout(),
             initiated_by: git::actor(&project.root),
-            target: &*target,
         },
-        project,
-        &ledger,
+        &c.engine(&*target, &ledger, project),
     )?;
-    release::finish(&records, ok, c.json)
-}
-
-fn dry_run(
-    target: &dyn targets::Target,
-    image: &ImageRef,
-    project: &Project,
-) -> anyhow::Result<()> {
-    let dir = project.state_dir().join("dry-run");
-    let config = target.render(image, "dry-run", &dir)?;
-    eprintln!("(dry run) rendered {}", config.display());
-    for line in target.plan(&config)? {
-        eprintln!("(dry run) $ {line}");
-    }
-    eprintln!("(dry run) then verify /health and /version; nothing was changed");
-    Ok(())
+    release::finish(&outcome, c.json)
 }

@@ -1,15 +1,20 @@
 //! `cargo xtask status --env …`: what runs now, asked of the target, and
-//! what the running service itself reports.
+//! what the running service itself reports. Exit 0 only when the target
+//! answered and what it runs is healthy and serves the SHA it names (or
+//! nothing is deployed and the ledger agrees).
 
 use std::time::Duration;
 
-use crate::ledger::{self, Ledger};
+use anyhow::{Context, bail};
+
+use crate::ledger::{self, Ledger, Status};
 use crate::model::environment::Environment;
 use crate::model::sha::GitSha;
 use crate::support::http;
 use crate::support::output;
 use crate::support::project::Project;
 use crate::targets::{self, TargetKind};
+use crate::verify::{self, Probe};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,16 +30,23 @@ pub struct Args {
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
-    let target = targets::select(project, args.env, args.target)?;
-    let mut running = target.status()?;
-    let ledger = Ledger::open(project, args.env);
+    let env = args.env;
+    let target = targets::select(project, env, args.target)?;
+    let mut running = target.status().with_context(|| {
+        format!(
+            "could not ask the {} target what runs in {env}, so nothing is known about it",
+            target.kind()
+        )
+    })?;
+    let ledger = Ledger::open(project, env);
     let releases = ledger.read_reporting()?;
     let current = ledger::current(&releases);
+    let latest = releases.last();
     let (healthy, reported_sha) = match &running.url {
         Some(url) => (
             http::get(&format!("{url}/health"), Duration::from_secs(2))
                 .is_ok_and(|r| r.status == 200),
-            crate::verify::reported_sha(url),
+            verify::Http.reported_sha(url),
         ),
         None => (false, None),
     };
@@ -50,7 +62,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     }
     let status = serde_json::json!({
         "record": "status",
-        "environment": args.env,
+        "environment": env,
         "target": target.kind(),
         "image_sha": running.image_sha,
         "image_digest": running.image_digest,
@@ -60,23 +72,46 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         "healthy": healthy,
         "reported_sha": reported_sha,
         "ledger_release": current.map(|c| &c.id),
+        "ledger_latest": latest.map(|l| serde_json::json!({"id": l.id, "status": l.status, "image_sha": l.image_sha})),
         "at": output::now_rfc3339(),
     });
     if args.json {
         output::print_line(&status)?;
     } else {
         match &running.image_sha {
-            Some(sha) => println!(
-                "{} on {}: {sha}\n  image   {}\n  url     {}\n  health  {}\n  reports {}",
-                args.env,
+            Some(sha) => output::print_text(&format!(
+                "{env} on {}: {sha}\n  image   {}\n  url     {}\n  health  {}\n  reports {}",
                 target.kind(),
                 running.image_ref.as_deref().unwrap_or("-"),
-                running.url.as_deref().unwrap_or("-"),
+                running.url.as_deref().unwrap_or("- (not running)"),
                 if healthy { "ok" } else { "NOT OK" },
                 reported_sha.as_ref().map_or("-", GitSha::as_str),
-            ),
-            None => println!("{} on {}: nothing deployed", args.env, target.kind()),
+            ))?,
+            None => output::print_text(&format!("{env} on {}: nothing deployed", target.kind()))?,
         }
     }
-    Ok(())
+    if let Some(l) = latest.filter(|l| l.status == Status::Running) {
+        eprintln!(
+            "warning: release {} ({}) never finished: its process died mid-release or still runs; if no deploy is running, `cargo xtask deploy …` or `rollback …` with --force-unlock restores a verified release",
+            l.id, l.image_sha
+        );
+    }
+    match (&running.image_sha, current) {
+        (None, Some(c)) if running.url.is_none() => bail!(
+            "{env} runs nothing on {}, but the ledger's last verified release is {} ({}): the instance is gone; bring it back with `cargo xtask rollback {} --env {env}`",
+            target.kind(),
+            c.image_sha,
+            c.id,
+            c.image_sha
+        ),
+        (None, _) if running.url.is_none() => Ok(()),
+        (sha, _) if !healthy || reported_sha.is_none() || reported_sha != *sha => bail!(
+            "{env} is NOT serving what the {} target runs ({}): health {}, /version reports {}; see docs/rollback.md",
+            target.kind(),
+            sha.as_ref().map_or("-", GitSha::as_str),
+            if healthy { "ok" } else { "not ok" },
+            reported_sha.as_ref().map_or("nothing", GitSha::as_str)
+        ),
+        _ => Ok(()),
+    }
 }

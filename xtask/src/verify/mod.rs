@@ -9,6 +9,45 @@ use crate::model::sha::GitSha;
 use crate::support::http;
 use crate::support::interrupt;
 
+/// How the engine asks a service whether it serves a SHA: over HTTP in real
+/// life ([`Http`]), in memory in the engine's unit tests.
+pub trait Probe {
+    /// Poll until `/health` is 200 and `/version` reports `sha`, the
+    /// deadline passes, a third SHA answers, or (when `interruptible`) Ctrl-C.
+    fn verify(
+        &self,
+        url: &str,
+        sha: &GitSha,
+        previous: Option<&GitSha>,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Outcome;
+
+    /// The SHA the service at `url` reports on `/version`, if it answers.
+    fn reported_sha(&self, url: &str) -> Option<GitSha>;
+}
+
+/// The real probe: plain HTTP GETs of `<url>/health` and `<url>/version`.
+pub struct Http;
+
+impl Probe for Http {
+    fn verify(
+        &self,
+        url: &str,
+        sha: &GitSha,
+        previous: Option<&GitSha>,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Outcome {
+        service(url, sha, previous, timeout, interruptible)
+    }
+
+    fn reported_sha(&self, url: &str) -> Option<GitSha> {
+        reported_sha(url)
+    }
+}
+
+#[derive(Clone, Debug)]
 pub struct Outcome {
     pub verified: Verified,
     /// What `/version` said last (or why it could not be read).

@@ -1,0 +1,289 @@
+//! One release in flight: its ledger record and the steps that move it.
+//! `write` is the one place a status changes and reaches the ledger.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use super::before::Before;
+use super::restore::Restored;
+use super::{Engine, Request};
+use crate::ledger::{Reason, RecordKind, Release, Status, Verified};
+use crate::model::image::ImageRef;
+use crate::model::sha::GitSha;
+use crate::support::output;
+use crate::targets::Target;
+use crate::verify::cosign::SignatureStatus;
+
+pub struct Run {
+    pub release: Release,
+    config: PathBuf,
+    started: Instant,
+}
+
+impl Run {
+    /// The config (frozen with the release a rollback returns to, else
+    /// rendered), checked to run exactly the image asked for; then the
+    /// `running` line. The target is not touched yet.
+    pub fn start(req: &Request, before: &Before, eng: &Engine) -> anyhow::Result<Run> {
+        let started = Instant::now();
+        let id = release_id(&req.image.sha);
+        let config = match &req.config {
+            Some(frozen) if frozen.exists() => {
+                eprintln!("restoring the config of that release: {}", frozen.display());
+                frozen.clone()
+            }
+            _ => eng
+                .target
+                .render(&req.image, &id, &eng.releases_dir.join(&id))?,
+        };
+        check_config(eng.target, &config, &req.image, req.recorded.as_ref())?;
+        let now = output::now_rfc3339();
+        let mut run = Run {
+            release: Release {
+                record: req.kind,
+                id,
+                status: Status::Running,
+                environment: req.env,
+                target: eng.target.kind(),
+                image_sha: req.image.sha.clone(),
+                image_digest: req.image.digest.clone(),
+                repository: req.image.repository.clone(),
+                image_ref: req.image.pinned(),
+                previous_sha: before.running.clone(),
+                previous_release: before.record.as_ref().map(|p| p.id.clone()),
+                new_sha: (req.kind == RecordKind::Rollback).then(|| req.image.sha.clone()),
+                reason: req.reason,
+                signature_status: req.signature.status,
+                signature_reason: req.signature.reason.clone(),
+                initiated_by: req.initiated_by.clone(),
+                deployment_ref: None,
+                url: None,
+                config: Some(config.clone()),
+                verified: Verified::default(),
+                error: None,
+                left_on_sha: None,
+                started_at: now.clone(),
+                duration_sec: 0.0,
+                at: now,
+            },
+            config,
+            started,
+        };
+        run.write(eng, Status::Running)?;
+        Ok(run)
+    }
+
+    /// Ctrl-C arrived before the target was touched: say so, change nothing.
+    pub fn untouched(&mut self, before: &Before, eng: &Engine) -> anyhow::Result<()> {
+        self.release.error = Some("interrupted before the target was touched".to_owned());
+        self.release.left_on_sha = before.running.clone();
+        self.write(eng, Status::Interrupted)
+    }
+
+    /// Apply, then verify. `Err(why)` when the target refused, the service
+    /// did not serve this SHA in time, or Ctrl-C arrived.
+    pub fn apply_and_verify(
+        &mut self,
+        req: &Request,
+        before: &Before,
+        eng: &Engine,
+    ) -> Result<(), String> {
+        let keep = before.fallback.as_ref().map(|f| &f.image);
+        let applied = eng
+            .target
+            .apply(&self.config, keep)
+            .map_err(|e| format!("{e:#}"))?;
+        self.release.url = Some(applied.url.clone());
+        self.release.deployment_ref = Some(applied.deployment_ref);
+        // Only where old and new overlap during a rollout may the old SHA still answer.
+        let overlapping = before
+            .running
+            .as_ref()
+            .filter(|_| eng.target.rollout_overlaps());
+        let sha = &req.image.sha;
+        let outcome = eng
+            .probe
+            .verify(&applied.url, sha, overlapping, req.verify_timeout, true);
+        self.release.verified = outcome.verified.clone();
+        if (eng.interrupted)() {
+            return Err("interrupted during verification".to_owned());
+        }
+        if !outcome.ok() {
+            let ok = |b: bool| if b { "ok" } else { "not ok" };
+            return Err(format!(
+                "verification failed after {:.0}s (health {}, sha {}): {}",
+                self.started.elapsed().as_secs_f64(),
+                ok(outcome.verified.health),
+                ok(outcome.verified.sha),
+                outcome.last_seen
+            ));
+        }
+        Ok(())
+    }
+
+    /// Verified: drop what the target kept of the old release, record `complete`.
+    pub fn settle(&mut self, eng: &Engine) -> anyhow::Result<()> {
+        if let Err(e) = eng.target.commit() {
+            eprintln!(
+                "warning: the new release is verified, but removing the old instance failed: {e:#}"
+            );
+        }
+        self.write(eng, Status::Complete)?;
+        let r = &self.release;
+        eprintln!(
+            "{} {} verified on {} in {:.1}s: /version serves {}",
+            r.environment,
+            r.target,
+            r.url.as_deref().unwrap_or("-"),
+            r.duration_sec,
+            r.image_sha
+        );
+        Ok(())
+    }
+
+    /// Record `failed` (or `interrupted`) with the cause and where the
+    /// target was left.
+    pub fn fail(
+        &mut self,
+        failure: String,
+        restored: Option<&Restored>,
+        eng: &Engine,
+    ) -> anyhow::Result<()> {
+        self.release.error = Some(failure);
+        self.release.left_on_sha = restored
+            .filter(|r| r.verified.health && r.verified.sha)
+            .map(|r| r.image.sha.clone());
+        let status = if (eng.interrupted)() {
+            Status::Interrupted
+        } else {
+            Status::Failed
+        };
+        self.write(eng, status)
+    }
+
+    /// The automatic rollback that `restore` performed, as its own record.
+    pub fn auto_rollback(&self, restored: Restored, eng: &Engine) -> anyhow::Result<Release> {
+        let started = Instant::now();
+        let (signature_status, signature_reason) = match &restored.record {
+            Some(p) => (p.signature_status, p.signature_reason.clone()),
+            None => (
+                SignatureStatus::Unverified,
+                Some(
+                    "not checked: restored as found on the target, not from this ledger".to_owned(),
+                ),
+            ),
+        };
+        let verified = restored.verified.health && restored.verified.sha;
+        let image = restored.image;
+        let mut rollback = Release {
+            record: RecordKind::Rollback,
+            id: release_id(&image.sha),
+            image_ref: image.pinned(),
+            image_sha: image.sha.clone(),
+            image_digest: image.digest,
+            repository: image.repository,
+            previous_sha: Some(self.release.image_sha.clone()),
+            previous_release: Some(self.release.id.clone()),
+            new_sha: Some(image.sha),
+            reason: Some(if (eng.interrupted)() {
+                Reason::Interrupted
+            } else {
+                Reason::FailedVerification
+            }),
+            signature_status,
+            signature_reason,
+            deployment_ref: restored.applied.as_ref().map(|a| a.deployment_ref.clone()),
+            url: restored.applied.map(|a| a.url),
+            config: restored.config,
+            verified: restored.verified,
+            error: None,
+            left_on_sha: None,
+            started_at: self.release.at.clone(),
+            ..self.release.clone()
+        };
+        let status = if verified {
+            Status::Complete
+        } else {
+            Status::Failed
+        };
+        write(eng, &mut rollback, status, started)?;
+        Ok(rollback)
+    }
+
+    fn write(&mut self, eng: &Engine, status: Status) -> anyhow::Result<()> {
+        write(eng, &mut self.release, status, self.started)
+    }
+}
+
+/// The one place a release's status changes: the record gets its status,
+/// duration and time, and is appended to the ledger (one fsynced line)
+/// before the next step runs.
+fn write(
+    eng: &Engine,
+    release: &mut Release,
+    status: Status,
+    started: Instant,
+) -> anyhow::Result<()> {
+    release.status = status;
+    release.duration_sec = output::seconds(started.elapsed());
+    release.at = output::now_rfc3339();
+    eng.ledger.append(release)
+}
+
+/// The config must run exactly the image the registry serves for that SHA
+/// (and the ledger or build recorded): a frozen config that was edited, or
+/// one from another build, is refused before the target is touched.
+pub fn check_config(
+    target: &dyn Target,
+    config: &Path,
+    image: &ImageRef,
+    recorded: Option<&(String, crate::model::digest::Digest)>,
+) -> anyhow::Result<()> {
+    let in_config = target
+        .image_in(config)
+        .with_context(|| format!("reading the image that {} runs", config.display()))?;
+    if in_config != *image {
+        let recorded = recorded.map_or_else(String::new, |(source, digest)| {
+            format!(" and {source} recorded {digest}")
+        });
+        bail!(
+            "{} would run {}, but the registry serves {} for {}{recorded}: refusing to apply it (the config was edited or belongs to another build); deploy the SHA to render its config afresh",
+            config.display(),
+            in_config.pinned(),
+            image.digest,
+            image.sha
+        );
+    }
+    Ok(())
+}
+
+/// Unique and sortable: `20261123T101500.123Z-<short sha>`. Within one
+/// process the millisecond is strictly increasing, so two releases of one
+/// SHA never share an id (the ledger folds lines by id).
+pub fn release_id(sha: &GitSha) -> String {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_MS: AtomicI64 = AtomicI64::new(0);
+    let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX);
+    let prev = LAST_MS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now_ms.max(last.saturating_add(1)))
+        })
+        .unwrap_or(now_ms);
+    let ms = now_ms.max(prev.saturating_add(1));
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z-{}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond(),
+        sha.short()
+    )
+}

@@ -1,0 +1,111 @@
+//! The flags deploy and rollback share, and the last checks before a
+//! release: signature, the target's own settings, then the lock.
+
+use std::time::Duration;
+
+use crate::ledger::lock::Lock;
+use crate::ledger::{self, Ledger};
+use crate::model::environment::Environment;
+use crate::model::image::ImageRef;
+use crate::release::{self, Engine};
+use crate::support::interrupt;
+use crate::support::project::{Project, RepositoryArgs};
+use crate::targets::{self, Target, TargetKind};
+use crate::verify::{self, cosign::Signature};
+
+/// The longest `--verify-timeout` accepted: an hour. A bigger number is a
+/// typo, and bounding it here keeps every deadline computed from it sane.
+const MAX_VERIFY_SECS: u64 = 3600;
+
+#[derive(Debug, clap::Args)]
+pub struct ReleaseArgs {
+    /// Which environment
+    #[arg(long, value_enum)]
+    pub env: Environment,
+    /// Where it runs [default: docker; in CI, the environment's target in deploy/release.json]
+    #[arg(long, value_enum)]
+    pub target: Option<TargetKind>,
+    #[command(flatten)]
+    pub repos: RepositoryArgs,
+    /// Seconds to wait for /health and /version to report the SHA (1 to 3600)
+    #[arg(long, value_name = "SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_VERIFY_SECS))]
+    pub verify_timeout: u64,
+    /// Fail unless cosign verifies the image (default: soft, record `unverified`)
+    #[arg(long)]
+    pub require_signature: bool,
+    /// Break the environment's lock when its holder is gone, or held on another host (never a live one on this host)
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Print the records as JSON lines on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Run the checks, print what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl ReleaseArgs {
+    pub fn target(&self, project: &Project) -> anyhow::Result<Box<dyn Target>> {
+        targets::select(project, self.env, self.target)
+    }
+
+    pub fn verify_timeout(&self) -> Duration {
+        Duration::from_secs(self.verify_timeout.min(MAX_VERIFY_SECS))
+    }
+
+    /// The last checks before the target is touched, in the order every
+    /// release keeps: signature (soft or strict), the target's own settings,
+    /// then (unless `--dry-run`, which prints the plan and stops) Ctrl-C
+    /// handling and the environment's lock, held until the release ends.
+    pub fn last_checks(
+        &self,
+        target: &dyn Target,
+        image: &ImageRef,
+        project: &Project,
+    ) -> anyhow::Result<Option<(Signature, Lock)>> {
+        let signature = release::signature(image, self.require_signature)?;
+        target.preflight()?;
+        if self.dry_run {
+            self.dry_run(target, image, project)?;
+            return Ok(None);
+        }
+        interrupt::install()?;
+        let lock = Lock::acquire(&project.state_dir(), self.env, self.force_unlock)?;
+        Ok(Some((signature, lock)))
+    }
+
+    /// Everything a release runs against, for real.
+    pub fn engine<'a>(
+        &self,
+        target: &'a dyn Target,
+        ledger: &'a Ledger,
+        project: &Project,
+    ) -> Engine<'a> {
+        Engine {
+            target,
+            probe: &verify::Http,
+            ledger,
+            releases_dir: project.state_dir().join("releases"),
+            interrupted: &interrupt::requested,
+        }
+    }
+
+    fn dry_run(
+        &self,
+        target: &dyn Target,
+        image: &ImageRef,
+        project: &Project,
+    ) -> anyhow::Result<()> {
+        let dir = project.state_dir().join("dry-run");
+        let config = target.render(image, "dry-run", &dir)?;
+        eprintln!("(dry run) rendered {}", config.display());
+        let releases = Ledger::open(project, self.env).read_reporting()?;
+        let keep = ledger::current(&releases).map(ledger::Release::image);
+        for line in target.plan(&config, keep.as_ref())? {
+            eprintln!("(dry run) $ {line}");
+        }
+        eprintln!("(dry run) then verify /health and /version; nothing was changed");
+        Ok(())
+    }
+}
