@@ -13,27 +13,27 @@ use std::time::Duration;
 use crate::support::*;
 use serde_json::Value;
 
-struct Built {
-    sha: String,
-    digest: String,
-    metadata: PathBuf,
+pub(crate) struct Built {
+    pub(crate) sha: String,
+    pub(crate) digest: String,
+    pub(crate) metadata: PathBuf,
 }
 
-struct World {
-    registry: Registry,
-    project: Project,
-    canonical: String,
-    staging: String,
-    a: Built,
-    b: Built,
-    feature: Built,
+pub(crate) struct World {
+    pub(crate) registry: Registry,
+    pub(crate) project: Project,
+    pub(crate) canonical: String,
+    pub(crate) staging: String,
+    pub(crate) a: Built,
+    pub(crate) b: Built,
+    pub(crate) feature: Built,
     /// A SHA whose tag holds A's bytes: its `/version` reports A, not itself.
-    wrong_sha: String,
-    _records: TempDir,
-    _images: DockerGuard,
+    pub(crate) wrong_sha: String,
+    pub(crate) _records: TempDir,
+    pub(crate) _images: DockerGuard,
 }
 
-fn world() -> &'static World {
+pub(crate) fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let registry = Registry::start();
@@ -99,23 +99,23 @@ fn world() -> &'static World {
     })
 }
 
-fn read_json(path: &Path) -> Value {
+pub(crate) fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
 }
 
 /// One test's own environments: state dir, config (container names, ports),
 /// and the containers to remove at the end.
-struct Stage {
-    label: String,
-    state: TempDir,
-    config: PathBuf,
-    ports: [u16; 2],
-    _containers: DockerGuard,
+pub(crate) struct Stage {
+    pub(crate) label: String,
+    pub(crate) state: TempDir,
+    pub(crate) config: PathBuf,
+    pub(crate) ports: [u16; 2],
+    pub(crate) _containers: DockerGuard,
 }
 
 impl Stage {
-    fn new(label: &str) -> Stage {
+    pub(crate) fn new(label: &str) -> Stage {
         let state = TempDir::new(label);
         let ports = [free_port(), free_port()];
         let label = format!("{label}-{}", std::process::id());
@@ -145,11 +145,11 @@ impl Stage {
         }
     }
 
-    fn container(&self, env: &str) -> String {
+    pub(crate) fn container(&self, env: &str) -> String {
         format!("xtask-it-{}-{env}", self.label)
     }
 
-    fn xtask(&self, args: &[&str]) -> Xtask {
+    pub(crate) fn xtask(&self, args: &[&str]) -> Xtask {
         let w = world();
         w.project
             .xtask_cmd(args)
@@ -159,11 +159,11 @@ impl Stage {
             .env("XTASK_STAGING_REPOSITORY", &w.staging)
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.xtask(args).run()
     }
 
-    fn deploy(&self, built: &Built, env: &str) -> Run {
+    pub(crate) fn deploy(&self, built: &Built, env: &str) -> Run {
         let metadata = built.metadata.display().to_string();
         let run = self.run(&[
             "deploy",
@@ -178,13 +178,13 @@ impl Stage {
         run
     }
 
-    fn status(&self, env: &str) -> Value {
+    pub(crate) fn status(&self, env: &str) -> Value {
         let run = self.run(&["status", "--env", env, "--json"]);
         run.expect_success();
         last_json(&run)
     }
 
-    fn history(&self, env: &str) -> Vec<Value> {
+    pub(crate) fn history(&self, env: &str) -> Vec<Value> {
         let run = self.run(&["history", "--env", env, "--json"]);
         run.expect_success();
         run.stdout
@@ -193,13 +193,13 @@ impl Stage {
             .collect()
     }
 
-    fn ledger_lines(&self, env: &str) -> usize {
+    pub(crate) fn ledger_lines(&self, env: &str) -> usize {
         std::fs::read_to_string(self.state.join(format!("ledger/{env}.jsonl")))
             .map_or(0, |t| t.lines().count())
     }
 
     /// What the running service itself says, on the environment's port.
-    fn served_sha(&self, env: &str) -> Option<String> {
+    pub(crate) fn served_sha(&self, env: &str) -> Option<String> {
         let port = if env == "staging" {
             self.ports[0]
         } else {
@@ -215,7 +215,7 @@ impl Stage {
 
     /// Status (asked of the target), the service's `/version` and the
     /// expectation agree.
-    fn assert_runs(&self, env: &str, sha: &str) {
+    pub(crate) fn assert_runs(&self, env: &str, sha: &str) {
         let status = self.status(env);
         assert_eq!(status["image_sha"], sha, "status: {status}");
         assert_eq!(status["reported_sha"], sha, "status: {status}");
@@ -230,7 +230,7 @@ impl Stage {
     }
 }
 
-fn last_json(run: &Run) -> Value {
+pub(crate) fn last_json(run: &Run) -> Value {
     let line = run
         .stdout
         .lines()

@@ -300,6 +300,12 @@ impl Xtask {
         if std::env::var_os("XTASK_TEST_VERBOSE").is_some() {
             eprintln!("{}", run.transcript());
         }
+        // Whatever a test expects, the binary never panics.
+        assert!(
+            !run.stderr.contains("panicked"),
+            "xtask panicked:\n{}",
+            run.transcript()
+        );
         run
     }
 }

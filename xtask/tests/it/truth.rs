@@ -1,0 +1,214 @@
+//! The truth about what runs, end to end on the real engine: what runs is
+//! asked of the target, never guessed from the ledger; only containers
+//! labelled ours are replaced; an unclean death never costs the last
+//! verified container; user numbers are bounded at the edge; docker's own
+//! words reach the user. (Every `Xtask::run` also fails on a panic.)
+
+use std::time::Duration;
+
+use crate::deploy::{Stage, read_json, world};
+use crate::support::*;
+
+fn container_id(name: &str) -> Option<String> {
+    let out = docker(&["container", "inspect", "--format", "{{.Id}}", name]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[test]
+fn what_runs_is_asked_of_the_target_and_a_target_that_cannot_answer_is_an_error() {
+    let w = world();
+    let stage = Stage::new("truth-ask");
+    stage.deploy(&w.a, "staging");
+    let container = stage.container("staging");
+
+    // The daemon is unreachable: status and rollback say so and exit non-zero.
+    let no_daemon = |args: &[&str]| {
+        stage
+            .xtask(args)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .run()
+    };
+    let status = no_daemon(&["status", "--env", "staging", "--json"]);
+    let err = status.single_error();
+    assert!(
+        err.contains("could not ask the docker target what runs")
+            && err.contains("Cannot connect to the Docker daemon"),
+        "{err}"
+    );
+    assert!(status.stdout.trim().is_empty(), "no status record is made up");
+    let rollback = no_daemon(&["rollback", &w.a.sha, "--env", "staging"]);
+    let err = rollback.single_error();
+    assert!(err.contains("so nothing was changed"), "{err}");
+    assert!(!rollback.stderr.contains("already runs"), "{}", rollback.stderr);
+
+    // The container is there but stopped: the service is down.
+    docker_ok(&["stop", "-t", "1", &container]);
+    let status = stage.run(&["status", "--env", "staging", "--json"]);
+    let err = status.single_error();
+    assert!(err.contains("NOT serving") && err.contains(&w.a.sha), "{err}");
+    assert_eq!(status.last_json()["healthy"], false);
+    let rollback = stage.run(&["rollback", &w.a.sha, "--env", "staging"]);
+    rollback.expect_success();
+    assert!(
+        !rollback.stderr.contains("already runs")
+            && rollback.stderr.contains("not running: applying it again"),
+        "{}",
+        rollback.stderr
+    );
+    stage.assert_runs("staging", &w.a.sha);
+
+    // The container is gone: the ledger's release is not what runs.
+    docker_ok(&["rm", "--force", &container]);
+    let status = stage.run(&["status", "--env", "staging"]);
+    let err = status.single_error();
+    assert!(
+        err.contains("runs nothing") && err.contains(&format!("cargo xtask rollback {}", w.a.sha)),
+        "{err}"
+    );
+    stage
+        .run(&["rollback", &w.a.sha, "--env", "staging"])
+        .expect_success();
+    stage.assert_runs("staging", &w.a.sha);
+
+    // Running and healthy: now, and only now, "already runs".
+    let again = stage.run(&["rollback", &w.a.sha, "--env", "staging"]);
+    again.expect_success();
+    assert!(again.stderr.contains("already runs"), "{}", again.stderr);
+}
+
+#[test]
+fn only_containers_labelled_as_this_environments_are_replaced() {
+    let w = world();
+    let stage = Stage::new("truth-labels");
+    let container = stage.container("staging");
+    let image = format!("{}:{}", w.canonical, w.a.sha);
+
+    // Someone else's container under our name, without our labels.
+    docker_ok(&["create", "--name", &container, &image]);
+    let foreign = container_id(&container);
+    let metadata = w.a.metadata.display().to_string();
+    let deploy = ["deploy", &w.a.sha, "--env", "staging", "--metadata", &metadata];
+    let err = stage.run(&deploy).single_error().to_owned();
+    assert!(
+        err.contains(&format!("container {container} exists but was not created by xtask")),
+        "{err}"
+    );
+    assert_eq!(container_id(&container), foreign, "left exactly as it was");
+    docker_ok(&["rm", "--force", &container]);
+
+    // A production config that names staging's container.
+    stage.deploy(&w.a, "staging");
+    let mut config = read_json(&stage.config);
+    config["environments"]["production"]["container"] = container.clone().into();
+    let crossed = stage.state.join("crossed.json");
+    std::fs::write(&crossed, config.to_string()).expect("config");
+    let run = stage
+        .xtask(&["deploy", &w.a.sha, "--env", "production", "--metadata", &metadata])
+        .env("XTASK_CONFIG", &crossed)
+        .run();
+    let err = run.single_error();
+    assert!(
+        err.contains(&format!("container {container} belongs to staging")),
+        "{err}"
+    );
+    stage.assert_runs("staging", &w.a.sha);
+}
+
+#[test]
+fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
+    let w = world();
+    let stage = Stage::new("truth-kill9");
+    let container = stage.container("staging");
+    stage.deploy(&w.a, "staging");
+    let a_container = container_id(&container).expect("A's container");
+
+    // B's service listens on another port inside, so its deploy sits in
+    // verification, where it dies by SIGKILL: no cleanup runs.
+    let mut config = read_json(&stage.config);
+    config["environments"]["staging"]["env"]["API_PORT"] = "9999".into();
+    let silent = stage.state.join("silent.json");
+    std::fs::write(&silent, config.to_string()).expect("config");
+    let mut child = stage
+        .xtask(&["deploy", &w.b.sha, "--env", "staging", "--verify-timeout", "300"])
+        .env("XTASK_CONFIG", &silent)
+        .spawn();
+    let verifying = poll_until(Duration::from_secs(60), || {
+        let out = docker(&["inspect", "--format", "{{.Config.Image}}", &container]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&w.b.sha)
+            .then_some(())
+    });
+    assert!(verifying.is_some(), "B's container never started");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let previous = format!("{container}-previous");
+    assert_eq!(container_id(&previous).as_ref(), Some(&a_container));
+
+    // The dead holder's lock is reported, and status tells the story.
+    let err = stage
+        .run(&["deploy", &w.b.sha, "--env", "staging"])
+        .single_error()
+        .to_owned();
+    assert!(err.contains("stale") && err.contains("--force-unlock"), "{err}");
+    let status = stage.run(&["status", "--env", "staging"]);
+    assert!(status.stderr.contains("never finished"), "{}", status.stderr);
+    status.single_error();
+
+    // The next release fails too: A, the same container, comes back.
+    let again = stage
+        .xtask(&[
+            "deploy",
+            &w.b.sha,
+            "--env",
+            "staging",
+            "--verify-timeout",
+            "3",
+            "--force-unlock",
+        ])
+        .env("XTASK_CONFIG", &silent)
+        .run();
+    let err = again.single_error();
+    assert!(
+        err.contains(&format!("rolled back automatically, staging runs {}", w.a.sha)),
+        "{err}"
+    );
+    assert_eq!(container_id(&container), Some(a_container));
+    assert_eq!(container_id(&previous), None);
+    stage.assert_runs("staging", &w.a.sha);
+}
+
+#[test]
+fn numbers_from_the_user_are_bounded_where_they_are_parsed() {
+    let w = world();
+    let stage = Stage::new("truth-bounds");
+    for bad in ["18446744073709551615", "0", "3601", "-5", "1e9"] {
+        let run = stage.run(&[
+            "deploy",
+            &w.a.sha,
+            "--env",
+            "staging",
+            "--verify-timeout",
+            bad,
+        ]);
+        run.expect_code(2);
+        let err = run.single_error();
+        assert!(err.contains("--verify-timeout"), "{bad}: {err}");
+    }
+    assert_eq!(stage.ledger_lines("staging"), 0);
+}
+
+#[test]
+fn docker_s_own_error_line_reaches_the_user() {
+    let w = world();
+    let stage = Stage::new("truth-port");
+    // Something else holds the environment's port.
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", stage.ports[0])).expect("bind");
+    let metadata = w.a.metadata.display().to_string();
+    let run = stage.run(&["deploy", &w.a.sha, "--env", "staging", "--metadata", &metadata]);
+    let err = run.single_error();
+    assert!(err.contains("address already in use"), "{err}");
+    assert!(!err.contains("--help' for more information"), "{err}");
+    assert_eq!(container_id(&stage.container("staging")), None, "nothing half-deployed");
+}
