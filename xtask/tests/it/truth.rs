@@ -37,17 +37,27 @@ fn what_runs_is_asked_of_the_target_and_a_target_that_cannot_answer_is_an_error(
             && err.contains("Cannot connect to the Docker daemon"),
         "{err}"
     );
-    assert!(status.stdout.trim().is_empty(), "no status record is made up");
+    assert!(
+        status.stdout.trim().is_empty(),
+        "no status record is made up"
+    );
     let rollback = no_daemon(&["rollback", &w.a.sha, "--env", "staging"]);
     let err = rollback.single_error();
     assert!(err.contains("so nothing was changed"), "{err}");
-    assert!(!rollback.stderr.contains("already runs"), "{}", rollback.stderr);
+    assert!(
+        !rollback.stderr.contains("already runs"),
+        "{}",
+        rollback.stderr
+    );
 
     // The container is there but stopped: the service is down.
     docker_ok(&["stop", "-t", "1", &container]);
     let status = stage.run(&["status", "--env", "staging", "--json"]);
     let err = status.single_error();
-    assert!(err.contains("NOT serving") && err.contains(&w.a.sha), "{err}");
+    assert!(
+        err.contains("NOT serving") && err.contains(&w.a.sha),
+        "{err}"
+    );
     assert_eq!(status.last_json()["healthy"], false);
     let rollback = stage.run(&["rollback", &w.a.sha, "--env", "staging"]);
     rollback.expect_success();
@@ -89,10 +99,19 @@ fn only_containers_labelled_as_this_environments_are_replaced() {
     docker_ok(&["create", "--name", &container, &image]);
     let foreign = container_id(&container);
     let metadata = w.a.metadata.display().to_string();
-    let deploy = ["deploy", &w.a.sha, "--env", "staging", "--metadata", &metadata];
+    let deploy = [
+        "deploy",
+        &w.a.sha,
+        "--env",
+        "staging",
+        "--metadata",
+        &metadata,
+    ];
     let err = stage.run(&deploy).single_error().to_owned();
     assert!(
-        err.contains(&format!("container {container} exists but was not created by xtask")),
+        err.contains(&format!(
+            "container {container} exists but was not created by xtask"
+        )),
         "{err}"
     );
     assert_eq!(container_id(&container), foreign, "left exactly as it was");
@@ -105,7 +124,14 @@ fn only_containers_labelled_as_this_environments_are_replaced() {
     let crossed = stage.state.join("crossed.json");
     std::fs::write(&crossed, config.to_string()).expect("config");
     let run = stage
-        .xtask(&["deploy", &w.a.sha, "--env", "production", "--metadata", &metadata])
+        .xtask(&[
+            "deploy",
+            &w.a.sha,
+            "--env",
+            "production",
+            "--metadata",
+            &metadata,
+        ])
         .env("XTASK_CONFIG", &crossed)
         .run();
     let err = run.single_error();
@@ -131,7 +157,14 @@ fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
     let silent = stage.state.join("silent.json");
     std::fs::write(&silent, config.to_string()).expect("config");
     let mut child = stage
-        .xtask(&["deploy", &w.b.sha, "--env", "staging", "--verify-timeout", "300"])
+        .xtask(&[
+            "deploy",
+            &w.b.sha,
+            "--env",
+            "staging",
+            "--verify-timeout",
+            "300",
+        ])
         .env("XTASK_CONFIG", &silent)
         .spawn();
     let verifying = poll_until(Duration::from_secs(60), || {
@@ -151,9 +184,16 @@ fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
         .run(&["deploy", &w.b.sha, "--env", "staging"])
         .single_error()
         .to_owned();
-    assert!(err.contains("stale") && err.contains("--force-unlock"), "{err}");
+    assert!(
+        err.contains("stale") && err.contains("--force-unlock"),
+        "{err}"
+    );
     let status = stage.run(&["status", "--env", "staging"]);
-    assert!(status.stderr.contains("never finished"), "{}", status.stderr);
+    assert!(
+        status.stderr.contains("never finished"),
+        "{}",
+        status.stderr
+    );
     status.single_error();
 
     // The next release fails too: A, the same container, comes back.
@@ -171,7 +211,10 @@ fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
         .run();
     let err = again.single_error();
     assert!(
-        err.contains(&format!("rolled back automatically, staging runs {}", w.a.sha)),
+        err.contains(&format!(
+            "rolled back automatically, staging runs {}",
+            w.a.sha
+        )),
         "{err}"
     );
     assert_eq!(container_id(&container), Some(a_container));
@@ -206,9 +249,20 @@ fn docker_s_own_error_line_reaches_the_user() {
     // Something else holds the environment's port.
     let _taken = std::net::TcpListener::bind(("127.0.0.1", stage.ports[0])).expect("bind");
     let metadata = w.a.metadata.display().to_string();
-    let run = stage.run(&["deploy", &w.a.sha, "--env", "staging", "--metadata", &metadata]);
+    let run = stage.run(&[
+        "deploy",
+        &w.a.sha,
+        "--env",
+        "staging",
+        "--metadata",
+        &metadata,
+    ]);
     let err = run.single_error();
     assert!(err.contains("address already in use"), "{err}");
     assert!(!err.contains("--help' for more information"), "{err}");
-    assert_eq!(container_id(&stage.container("staging")), None, "nothing half-deployed");
+    assert_eq!(
+        container_id(&stage.container("staging")),
+        None,
+        "nothing half-deployed"
+    );
 }
