@@ -281,12 +281,25 @@ impl Target for Akash {
         Ok(None)
     }
 
+    /// A lease the provider has no manifest for yet runs nothing (the
+    /// provider answers 404); any other failure means it could not be asked.
     fn status(&self) -> anyhow::Result<Running> {
         let s = Self::settings()?;
+        let url = match Self::service_url(&s) {
+            Ok(url) => url,
+            Err(e) if no_manifest_yet(&format!("{e:#}")) => return Ok(Running::default()),
+            Err(e) => return Err(e),
+        };
         Ok(Running {
-            url: Some(Self::service_url(&s)?),
+            url: Some(url),
             deployment_ref: Some(format!("dseq {} at {}", s.dseq, s.provider)),
             ..Running::default()
         })
     }
+}
+
+/// provider-services prints the gateway's answer: a lease without a
+/// manifest is `remote server returned 404` (provider gateway/rest).
+fn no_manifest_yet(error: &str) -> bool {
+    error.contains("remote server returned 404") || error.contains("manifest not yet received")
 }

@@ -227,14 +227,8 @@ fn numbers_from_the_user_are_bounded_where_they_are_parsed() {
     let w = world();
     let stage = Stage::new("truth-bounds");
     for bad in ["18446744073709551615", "0", "3601", "-5", "1e9"] {
-        let run = stage.run(&[
-            "deploy",
-            &w.a.sha,
-            "--env",
-            "staging",
-            "--verify-timeout",
-            bad,
-        ]);
+        let flag = format!("--verify-timeout={bad}");
+        let run = stage.run(&["deploy", &w.a.sha, "--env", "staging", &flag]);
         run.expect_code(2);
         let err = run.single_error();
         assert!(err.contains("--verify-timeout"), "{bad}: {err}");
