@@ -1,4 +1,7 @@
+#!/usr/bin/env bash
 # Shared by the bench scripts: a throwaway clone, a registry on a free port, timing.
+# Sourced, not run: `source "$(dirname "$0")/lib.sh"`; it sets `work` and
+# `xtask` for them.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/xtask-bench.XXXXXX")
@@ -8,7 +11,7 @@ now() { date +%s.%N; }
 since() { python3 -c "import sys; print(round($(now) - $1, 2))"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 cleanup() {
-  [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null || true
+  if [ -n "${registry_pid:-}" ]; then kill "$registry_pid" 2>/dev/null || true; fi
   docker ps -aq --filter "name=xtask-bench-" | xargs -r docker rm -f >/dev/null
   docker images --format '{{.Repository}}:{{.Tag}}' | grep "^127.0.0.1:${port:-0}/" | xargs -r docker rmi -f >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -25,4 +28,5 @@ git config user.email bench@example.invalid; git config user.name bench
 export XTASK_ROOT="$work/repo" XTASK_REPOSITORY="127.0.0.1:$port/bench/api" XTASK_STAGING_REPOSITORY="127.0.0.1:$port/bench/api-staging"
 unset CI GITHUB_REF_NAME
 cargo build -q -p xtask
+# shellcheck disable=SC2034 # read by the bench scripts that source this file
 xtask="$CARGO_TARGET_DIR/debug/xtask"
