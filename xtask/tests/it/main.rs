@@ -1,11 +1,14 @@
 //! xtask's integration tests, one binary so `support/` compiles once: the
 //! real `xtask` binary against the real Docker engine and a real
-//! `docker-registry`; fakes only for cosign and the Akash CLI.
+//! `docker-registry`; fakes only for cosign and the Akash CLI. The
+//! operations files are read by the real linters and validators (`lints`,
+//! `manifests`, `workflows`), installed by `.ci/setup`.
 
 mod support;
 
 mod ci_build;
 mod deploy;
+mod lints;
 mod manifests;
 mod registry;
 mod truth;

@@ -15,6 +15,9 @@
 //!   environment; a [`Run`] keeps what it printed and shows it on failure.
 //! - [`DockerGuard`]: removes the images and containers a test created.
 //! - [`FakeCosign`]: the fake `cosign` with its own state, keys and PATH dir.
+//! - The operations tools ([`require_tool`], [`run_clean`]): zizmor,
+//!   yamllint, kubernetes-validate, shellcheck and kubectl, from
+//!   `.ci/setup`'s pinned install or PATH; missing under CI is a failure.
 //! - Small helpers: [`free_port`], [`poll_until`], [`http_get`], [`TempDir`],
 //!   [`at_exit`], [`path_without`], [`bin_dir`].
 //!
@@ -31,6 +34,7 @@ mod process;
 mod project;
 mod proxy;
 mod registry;
+mod tools;
 
 pub use docker::{DockerGuard, docker, docker_build_tiny, docker_ok};
 pub use fakes::{FakeCosign, fake_bin};
@@ -39,3 +43,4 @@ pub use process::{TempDir, at_exit, bin_dir, free_port, path_without, poll_until
 pub use project::{Project, Run, Xtask, shared_target_dir, workspace_root};
 pub use proxy::{Proxy, ProxyRule};
 pub use registry::{MANIFEST_ACCEPT, Registry};
+pub use tools::{ci_tools_bin, find_tool, in_ci, printed, require_tool, run_captured, run_clean};
