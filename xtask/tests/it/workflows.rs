@@ -30,12 +30,21 @@
 //!   forbidding `inputs.*` and `github.event.*` alone: the rule has no list
 //!   of "safe" contexts to get wrong.
 //! - `dangerous_triggers`: `pull_request_target` (a fork's code with the
-//!   base repository's token) is not used.
+//!   base repository's token) and `workflow_run` (this repository's secrets
+//!   on a run that another event raised) are not used. The staging deploy is
+//!   a job of api-build's own run instead (`workflow_call`).
+//!
+//! Then zizmor (`zizmor --offline`, pinned in `.ci/requirements.txt`) audits
+//! the same files with its own rules and must find nothing; an inline
+//! `# zizmor: ignore[...]` carries its reason beside it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::support::{TempDir, printed, require_tool, run_captured, run_clean};
 
 /// Tools that only `cargo xtask` may run.
 const XTASK_ONLY_TOOLS: [&str; 4] = ["docker", "cosign", "provider-services", "kubectl"];
@@ -292,9 +301,15 @@ fn dangerous_triggers(workflow: &Yaml) -> Vec<String> {
     };
     triggers
         .into_iter()
-        .filter(|t| *t == "pull_request_target")
-        .map(|t| {
-            format!("`on: {t}` runs a fork's code with this repository's token; use `pull_request`")
+        .filter_map(|t| match t {
+            "pull_request_target" => Some(format!(
+                "`on: {t}` runs a fork's code with this repository's token; use `pull_request`"
+            )),
+            "workflow_run" => Some(format!(
+                "`on: {t}` runs with this repository's secrets for a run another event raised; \
+                 call the workflow from that run's job instead (`workflow_call`)"
+            )),
+            _ => None,
         })
         .collect()
 }
@@ -465,6 +480,161 @@ fn each_release_job_is_one_xtask_call() {
     );
 }
 
+/// The one expression that keeps production to main, on every job that can
+/// release to it.
+const PRODUCTION_ONLY_FROM_MAIN: &str =
+    "inputs.environment != 'production' || github.ref == 'refs/heads/main'";
+
+#[test]
+fn staging_deploys_from_the_build_run_after_a_green_main_build() {
+    let build = load("api-build.yml");
+    let caller = &build["jobs"]["deploy-staging"];
+    assert_eq!(
+        caller["uses"].as_str(),
+        Some("./.github/workflows/api-deploy.yml"),
+        "api-build.yml: jobs.deploy-staging calls api-deploy.yml of the same commit"
+    );
+    let needs: Vec<&str> = caller["needs"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(
+        needs,
+        ["build", "scan"],
+        "deploy only a built and scanned image"
+    );
+    assert_eq!(
+        caller["if"].as_str(),
+        Some("github.event_name == 'push' && github.ref == 'refs/heads/main'"),
+        "only a push to main deploys"
+    );
+    let with = &caller["with"];
+    assert_eq!(with["environment"].as_str(), Some("staging"));
+    assert_eq!(with["image_sha"].as_str(), Some("${{ github.sha }}"));
+    // Pinned to the digest the build pushed: the artifact it uploaded.
+    let uploaded = build["jobs"]["build"]["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .find(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+        })
+        .and_then(|step| step["with"]["name"].as_str())
+        .expect("the build job uploads its metadata artifact");
+    assert_eq!(with["metadata_artifact"].as_str(), Some(uploaded));
+
+    let deploy = load("api-deploy.yml");
+    let called = &deploy["on"]["workflow_call"]["inputs"];
+    for input in ["image_sha", "environment", "metadata_artifact"] {
+        assert!(
+            !called[input].is_badvalue(),
+            "api-deploy.yml: workflow_call input {input}"
+        );
+    }
+    let downloads: Vec<&Yaml> = deploy["jobs"]["deploy"]["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/download-artifact@"))
+        })
+        .collect();
+    assert_eq!(downloads.len(), 1, "api-deploy.yml downloads the metadata");
+    assert_eq!(
+        downloads[0]["with"]["name"].as_str(),
+        Some("${{ inputs.metadata_artifact }}")
+    );
+}
+
+#[test]
+fn the_deploy_checks_out_the_deployed_sha() {
+    let deploy = load("api-deploy.yml");
+    let job = &deploy["jobs"]["deploy"];
+    let checkout = job["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .find(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/checkout@"))
+        })
+        .expect("api-deploy.yml checks out the repository");
+    // The manifests, release config and xtask of the commit being deployed,
+    // not of the branch the workflow was started from.
+    assert_eq!(
+        checkout["with"]["ref"].as_str(),
+        Some("${{ inputs.image_sha }}")
+    );
+    assert_eq!(
+        job["env"]["IMAGE_SHA"].as_str(),
+        Some("${{ inputs.image_sha }}"),
+        "the SHA checked out is the SHA deployed"
+    );
+}
+
+#[test]
+fn production_is_deployed_and_rolled_back_only_from_main() {
+    for (name, job_id) in [
+        ("api-deploy.yml", "deploy"),
+        ("api-rollback.yml", "rollback"),
+    ] {
+        let workflow = load(name);
+        assert_eq!(
+            workflow["jobs"][job_id]["if"].as_str(),
+            Some(PRODUCTION_ONLY_FROM_MAIN),
+            "{name}: jobs.{job_id}"
+        );
+    }
+}
+
+#[test]
+fn zizmor_finds_nothing_in_the_workflows() {
+    let Some(zizmor) = require_tool("zizmor", "the workflows' security audit") else {
+        return;
+    };
+    run_clean(
+        Command::new(zizmor)
+            .args(["--offline", "--no-progress", "--color", "never"])
+            .arg(workflows_dir()),
+    );
+}
+
+#[test]
+fn zizmor_reports_a_workflow_run_deploy() {
+    let Some(zizmor) = require_tool("zizmor", "the workflows' security audit") else {
+        return;
+    };
+    // The deploy trigger this repository used to have, alone in a repository.
+    let repo = TempDir::new("zizmor");
+    let dir = repo.join(".github/workflows");
+    fs::create_dir_all(&dir).expect("create .github/workflows");
+    fs::write(
+        dir.join("deploy.yml"),
+        "name: deploy\non:\n  workflow_run:\n    workflows: [build]\n    types: [completed]\n\
+         permissions: {}\njobs:\n  deploy:\n    runs-on: ubuntu-24.04\n    permissions: {}\n    \
+         steps:\n      - run: cargo xtask deploy\n",
+    )
+    .expect("write deploy.yml");
+    let output = run_captured(
+        Command::new(zizmor)
+            .args(["--offline", "--no-progress", "--color", "never"])
+            .arg(&dir),
+    );
+    let text = printed(&output);
+    assert!(
+        !output.status.success() && text.contains("dangerous-triggers"),
+        "zizmor must report workflow_run ({}):\n{text}",
+        output.status
+    );
+}
+
 // ------------------------------------------------ each rule fails when it must
 
 const GOOD: &str = r#"
@@ -617,10 +787,16 @@ fn expressions_in_run_scripts_are_caught() {
 }
 
 #[test]
-fn pull_request_target_is_caught() {
+fn pull_request_target_and_workflow_run_are_caught() {
     let bad = "on:\n  pull_request_target:\n    types: [opened]\npermissions: {}\njobs: {}\n";
     assert_eq!(dangerous_triggers(&parse(bad)).len(), 1);
     let listed = "on: [push, pull_request_target]\npermissions: {}\njobs: {}\n";
     assert_eq!(dangerous_triggers(&parse(listed)).len(), 1);
+    let run = "on:\n  workflow_run:\n    workflows: [api-build]\n    types: [completed]\npermissions: {}\njobs: {}\n";
+    let found = dangerous_triggers(&parse(run));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("workflow_call"), "{found:?}");
+    let called = "on:\n  workflow_call:\n  workflow_dispatch:\npermissions: {}\njobs: {}\n";
+    assert!(dangerous_triggers(&parse(called)).is_empty());
     assert!(dangerous_triggers(&parse("on: pull_request\npermissions: {}\njobs: {}\n")).is_empty());
 }
