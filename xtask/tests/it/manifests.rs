@@ -2,21 +2,30 @@
 //!
 //! Each overlay is rendered with `kubectl kustomize` (offline; kubectl embeds
 //! kustomize), the way `cargo xtask deploy --target kubernetes` renders it,
-//! and the rendered objects are checked: replicas, probes, securityContext,
-//! the HPA in production, and the placeholder image `api` that the xtask's
-//! `images:` override replaces with a digest-pinned reference.
+//! validated by `kubernetes-validate --strict` against the Kubernetes API
+//! schemas, and the rendered objects are checked: replicas (production's
+//! belong to its HPA), probes, securityContext, the NetworkPolicy's peers,
+//! and the placeholder image that the xtask's `images:` override replaces
+//! with a digest-pinned reference and that nothing can pull unrendered.
 //!
-//! Without kubectl the overlays are read with yaml-rust2 instead (resources,
-//! `namespace:` and `replicas:` only) and the override render is skipped,
-//! with a loud message on stderr.
+//! Without kubectl (never under CI, where it fails the test) the overlays are
+//! read with yaml-rust2 instead (resources, `namespace:` and `replicas:`
+//! only) and the override render is skipped, with a loud message on stderr.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::support::{docker, in_ci, printed, require_tool};
+
+/// The base's image: matched by the `images: [{name: api}]` override, and an
+/// invalid reference (braces) until that override gives it a tag or digest.
+const UNRENDERED_IMAGE: &str = "api:{pinned-by-cargo-xtask-deploy}";
 
 const SHA256_HEX: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
@@ -70,6 +79,10 @@ fn render(env: &str) -> Vec<Yaml> {
     if kubectl_available() {
         kustomize(&overlay(env))
     } else {
+        assert!(
+            !in_ci(),
+            "kubectl is not installed: deploy/k8s cannot be rendered (CI needs kubectl 1.27+, see .ci/setup)"
+        );
         eprintln!(
             "!!!! kubectl not found on PATH: deploy/k8s/overlays/{env} is checked from its YAML files \
              with a partial kustomize (resources, namespace, replicas), NOT as rendered. \
@@ -181,7 +194,40 @@ fn probe_port(container: &Yaml, probe: &Yaml) -> i64 {
         .unwrap_or_else(|| panic!("probe port {name} is not a container port"))
 }
 
-fn check_overlay(env: &str, replicas: i64) -> Vec<Yaml> {
+/// `kubernetes.io/metadata.name` of every namespace a NetworkPolicy rule's
+/// peers (`from` or `to`) select; panics on a peer that selects no namespace.
+fn peer_namespaces(rule: &Yaml, peers: &str) -> BTreeSet<String> {
+    let list = rule[peers]
+        .as_vec()
+        .unwrap_or_else(|| panic!("a rule without `{peers}` admits any peer: {rule:?}"));
+    assert!(!list.is_empty(), "an empty `{peers}` admits any peer");
+    list.iter()
+        .map(|peer| {
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a peer not limited to a named namespace: {peer:?}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// `(port, protocol)` of every port a NetworkPolicy rule names.
+fn rule_ports(rule: &Yaml) -> Vec<(i64, String)> {
+    rule["ports"]
+        .as_vec()
+        .unwrap_or_else(|| panic!("a rule without `ports` admits every port: {rule:?}"))
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_i64().expect("a numeric port"),
+                p["protocol"].as_str().unwrap_or("TCP").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `replicas`: the count the overlay sets, or `None` where the HPA owns it.
+fn check_overlay(env: &str, replicas: Option<i64>) -> Vec<Yaml> {
     let objects = render(env);
     let namespace = format!("api-{env}");
     for object in &objects {
@@ -197,19 +243,28 @@ fn check_overlay(env: &str, replicas: i64) -> Vec<Yaml> {
     }
 
     let deployment = find(&objects, "Deployment", "api");
-    assert_eq!(
-        deployment["spec"]["replicas"].as_i64(),
-        Some(replicas),
-        "{env}: replicas"
-    );
+    match replicas {
+        Some(count) => assert_eq!(
+            deployment["spec"]["replicas"].as_i64(),
+            Some(count),
+            "{env}: replicas"
+        ),
+        // Any count in the manifest is re-applied by every deploy, scaling
+        // the HPA's Deployment back to it.
+        None => assert!(
+            deployment["spec"]["replicas"].is_badvalue(),
+            "{env}: the Deployment must not set replicas, its HPA does: {:?}",
+            deployment["spec"]["replicas"]
+        ),
+    }
     let pod = &deployment["spec"]["template"]["spec"];
     let container = api_container(deployment);
 
-    // The kustomize `images:` override matches on this exact name.
+    // The kustomize `images:` override matches on the name `api`.
     assert_eq!(
         container["image"].as_str(),
-        Some("api"),
-        "{env}: placeholder image name"
+        Some(UNRENDERED_IMAGE),
+        "{env}: placeholder image"
     );
     assert_eq!(
         containers(&objects).len(),
@@ -353,24 +408,61 @@ fn check_overlay(env: &str, replicas: i64) -> Vec<Yaml> {
         selects_the_pods(&policy["spec"]["podSelector"]["matchLabels"]),
         "{env}: NetworkPolicy selects the api pods"
     );
-    let ingress = policy["spec"]["ingress"].as_vec().expect("ingress rules");
-    let ports: Vec<i64> = ingress
-        .iter()
-        .flat_map(|rule| rule["ports"].as_vec().into_iter().flatten())
-        .filter_map(|p| p["port"].as_i64())
+    let types: Vec<&str> = policy["spec"]["policyTypes"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_str)
         .collect();
-    assert_eq!(ports, [8080], "{env}: ingress only to 8080");
-    assert!(
-        ingress.iter().all(|rule| !rule["ports"].is_badvalue()),
-        "{env}: every ingress rule names its port"
+    assert_eq!(types, ["Ingress", "Egress"], "{env}: policyTypes");
+
+    // Into the api: its port only, from the ingress controller and Prometheus.
+    let ingress = policy["spec"]["ingress"].as_vec().expect("ingress rules");
+    assert!(!ingress.is_empty(), "{env}: ingress rules");
+    let mut sources = BTreeSet::new();
+    for rule in ingress {
+        assert_eq!(
+            rule_ports(rule),
+            [(8080, "TCP".to_owned())],
+            "{env}: ingress only to 8080"
+        );
+        sources.extend(peer_namespaces(rule, "from"));
+    }
+    assert_eq!(
+        sources,
+        BTreeSet::from(["ingress-nginx".to_owned(), "monitoring".to_owned()]),
+        "{env}: ingress sources"
     );
+
+    // Out of the api: the cluster's DNS and nothing else.
+    let egress = policy["spec"]["egress"].as_vec().expect("egress rules");
+    assert!(!egress.is_empty(), "{env}: egress rules");
+    for rule in egress {
+        assert_eq!(
+            rule_ports(rule),
+            [(53, "UDP".to_owned()), (53, "TCP".to_owned())],
+            "{env}: egress only to DNS"
+        );
+        assert_eq!(
+            peer_namespaces(rule, "to"),
+            BTreeSet::from(["kube-system".to_owned()]),
+            "{env}: DNS is kube-system's"
+        );
+        for peer in rule["to"].as_vec().into_iter().flatten() {
+            assert_eq!(
+                peer["podSelector"]["matchLabels"]["k8s-app"].as_str(),
+                Some("kube-dns"),
+                "{env}: egress to the DNS pods only"
+            );
+        }
+    }
 
     objects
 }
 
 #[test]
 fn staging_overlay_runs_one_hardened_replica() {
-    let objects = check_overlay("staging", 1);
+    let objects = check_overlay("staging", Some(1));
     assert!(
         !kinds(&objects).contains(&"HorizontalPodAutoscaler"),
         "staging does not autoscale"
@@ -378,8 +470,8 @@ fn staging_overlay_runs_one_hardened_replica() {
 }
 
 #[test]
-fn production_overlay_runs_three_replicas_with_cpu_autoscaling() {
-    let objects = check_overlay("production", 3);
+fn production_overlay_leaves_its_count_to_cpu_autoscaling() {
+    let objects = check_overlay("production", None);
     let hpa = find(&objects, "HorizontalPodAutoscaler", "api");
     assert_eq!(hpa["apiVersion"].as_str(), Some("autoscaling/v2"));
     let target = &hpa["spec"]["scaleTargetRef"];
@@ -387,7 +479,7 @@ fn production_overlay_runs_three_replicas_with_cpu_autoscaling() {
     assert_eq!(target["name"].as_str(), Some("api"));
     let min = hpa["spec"]["minReplicas"].as_i64().expect("minReplicas");
     let max = hpa["spec"]["maxReplicas"].as_i64().expect("maxReplicas");
-    assert_eq!(min, 3, "the HPA never scales below the Deployment's 3");
+    assert_eq!(min, 3, "production never runs fewer than 3");
     assert!(max > min, "maxReplicas {max} leaves room to scale");
     let scales_on_cpu = hpa["spec"]["metrics"]
         .as_vec()
@@ -442,12 +534,19 @@ fn rendered_images(objects: &[Yaml]) -> Vec<String> {
 #[test]
 fn an_images_override_pins_the_staging_overlay_by_digest() {
     if !kubectl_available() {
+        assert!(
+            !in_ci(),
+            "kubectl is not installed: the digest-pinning render cannot be checked"
+        );
         eprintln!(
             "!!!! kubectl not found on PATH: the digest-pinning render is NOT checked; only that the \
              base names its image `api`, which the override needs. !!!!"
         );
         let base = read_yaml(&workspace_root().join("deploy/k8s/base/deployment.yaml")).remove(0);
-        assert_eq!(api_container(&base)["image"].as_str(), Some("api"));
+        assert_eq!(
+            api_container(&base)["image"].as_str(),
+            Some(UNRENDERED_IMAGE)
+        );
         return;
     }
 
@@ -476,6 +575,105 @@ fn an_images_override_pins_the_staging_overlay_by_digest() {
     assert_eq!(
         images,
         [format!("127.0.0.1:5000/x/api:{sha}@sha256:{SHA256_HEX}")]
+    );
+
+    // An override that names a repository but no tag or digest leaves the
+    // placeholder's invalid tag: still nothing that can be pulled.
+    let name_only = ScratchKustomization::over(
+        "staging",
+        "  - name: api\n    newName: 127.0.0.1:5000/x/api\n",
+    );
+    let images = rendered_images(&kustomize(&name_only.0));
+    assert_eq!(
+        images,
+        ["127.0.0.1:5000/x/api:{pinned-by-cargo-xtask-deploy}"]
+    );
+}
+
+#[test]
+fn the_unrendered_image_is_not_a_reference_anything_can_pull() {
+    // The engine parses the reference before it looks anything up: an
+    // invalid one is refused on the spot, with no registry asked (a bare
+    // `api` would mean docker.io/library/api:latest). The kubelet parses
+    // image names with the same grammar (distribution's reference package).
+    let out = docker(&["image", "inspect", UNRENDERED_IMAGE]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("invalid reference format"),
+        "{UNRENDERED_IMAGE} must be an invalid image reference ({}): {text}",
+        out.status
+    );
+    // The same question about a valid name gets another answer, so the
+    // message above is about the reference, not about a missing image.
+    let out = docker(&["image", "inspect", "api:not-built-here"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && !text.contains("invalid reference format"),
+        "a valid name is not refused as a format: {text}"
+    );
+}
+
+/// `kubernetes-validate --strict -` on `manifest`: exit status and output.
+fn validate(validator: &Path, manifest: &str) -> (bool, String) {
+    let mut child = Command::new(validator)
+        .args(["--strict", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {}: {e}", validator.display()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(manifest.as_bytes())
+        .expect("write the manifest to kubernetes-validate");
+    let out = child.wait_with_output().expect("kubernetes-validate ends");
+    (out.status.success(), printed(&out))
+}
+
+#[test]
+fn each_overlay_validates_against_the_kubernetes_api_schemas() {
+    let Some(validator) = require_tool(
+        "kubernetes-validate",
+        "the rendered overlays against the Kubernetes API schemas",
+    ) else {
+        return;
+    };
+    let Some(kubectl) = require_tool("kubectl", "the rendered overlays") else {
+        return;
+    };
+    for env in ["staging", "production"] {
+        let out = Command::new(&kubectl)
+            .arg("kustomize")
+            .arg(overlay(env))
+            .output()
+            .unwrap_or_else(|e| panic!("run kubectl kustomize: {e}"));
+        assert!(
+            out.status.success(),
+            "kubectl kustomize {env}: {}",
+            printed(&out)
+        );
+        let manifest = String::from_utf8(out.stdout).expect("kubectl prints UTF-8");
+        let objects = parse_all(&manifest, "kubectl kustomize output").len();
+        let (ok, report) = validate(&validator, &manifest);
+        assert!(ok, "deploy/k8s/overlays/{env} does not validate:\n{report}");
+        // One verdict per object: the validator read the whole manifest.
+        assert_eq!(
+            report.matches("passed for resource").count(),
+            objects,
+            "{env}: every rendered object validated:\n{report}"
+        );
+    }
+
+    // A misspelt field is refused (--strict), so a pass above means something.
+    let typo = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replica: 3\n  \
+                selector:\n    matchLabels: {app: api}\n  template:\n    metadata:\n      labels: {app: api}\n    \
+                spec:\n      containers:\n        - name: api\n          image: x\n";
+    let (ok, report) = validate(&validator, typo);
+    assert!(
+        !ok && report.contains("replica"),
+        "a typo must fail:\n{report}"
     );
 }
 
