@@ -10,6 +10,15 @@
 //! The metric names are taken out of PromQL by a small scanner (below):
 //! identifiers that are not functions, aggregations, keywords or label names.
 //! `up` is left out: Prometheus writes it for every target, the api does not.
+//!
+//! Then promtool (Debian's `prometheus` package, installed by `.ci/setup`)
+//! checks the rule file and the scrape configs, and runs the rules' unit
+//! tests in `deploy/monitoring/tests/`: every alert fires where it must and
+//! stays silent where it must (staging ahead of production is not "mixed
+//! versions"). The same unit tests, run on the rules as they were (grouped by
+//! `job`, one `absent` for all), must fail: they catch what they are for.
+//! Under CI a missing promtool fails; elsewhere those tests are skipped with
+//! a loud message naming `bash .ci/setup`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -20,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use yaml_rust2::YamlLoader;
+use yaml_rust2::{Yaml, YamlLoader};
 
 /// Series Prometheus itself attaches to each scrape target.
 const SCRAPE_SERIES: [&str; 1] = ["up"];
@@ -502,4 +511,285 @@ fn the_exposition_reader_collects_names_and_labels() {
         .collect();
     assert_eq!(labels, ["method", "route", "status"]);
     assert!(series["api_ready"].is_empty());
+}
+
+// ------------------------------------------------------------------ promtool
+
+fn monitoring_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring")
+}
+
+/// `CI` is set to something other than `false`/`0`.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// promtool on PATH, or `None` after a loud skip message; under CI, a panic.
+fn promtool(check: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("promtool"))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "promtool is not installed, so {check} cannot be checked: CI must install it (`bash .ci/setup`)"
+        );
+        eprintln!(
+            "!!!! promtool not found on PATH: {check} is NOT checked. \
+             Run `bash .ci/setup` (Debian package `prometheus`). !!!!"
+        );
+    }
+    found
+}
+
+/// `promtool <args>`: success and what it printed (both streams).
+fn run_promtool(promtool: &Path, args: &[&Path]) -> (bool, String) {
+    let out = Command::new(promtool)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", promtool.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The rules' unit-test files, `deploy/monitoring/tests/*.yaml`.
+fn unit_test_files() -> Vec<PathBuf> {
+    let dir = monitoring_dir().join("tests");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no unit tests in {}", dir.display());
+    files
+}
+
+fn read_yaml(path: &Path) -> Yaml {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+        .remove(0)
+}
+
+/// A temp directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("api-{label}-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn promtool_checks_the_rules_and_the_scrape_configs() {
+    let Some(promtool) = promtool("the alert rules and scrape configs") else {
+        return;
+    };
+    let (ok, text) = run_promtool(
+        &promtool,
+        &[Path::new("check"), Path::new("rules"), &alerts_file()],
+    );
+    assert!(ok, "promtool check rules failed:\n{text}");
+    let rules = rule_exprs(&alerts_file()).len();
+    assert!(
+        text.contains(&format!("SUCCESS: {rules} rules found")),
+        "promtool read all {rules} rules:\n{text}"
+    );
+
+    let local = monitoring_dir().join("prometheus-local.yml");
+    let (ok, text) = run_promtool(
+        &promtool,
+        &[Path::new("check"), Path::new("config"), &local],
+    );
+    assert!(ok, "promtool check config {}:\n{text}", local.display());
+
+    let cluster = monitoring_dir().join("prometheus.yml");
+    let (ok, text) = run_promtool(
+        &promtool,
+        &[Path::new("check"), Path::new("config"), &cluster],
+    );
+    if !ok && text.contains("field kubernetes_sd_configs not found") {
+        // Debian's build (2.42.0+ds) leaves Kubernetes discovery out; the
+        // structure is checked by the test below instead.
+        eprintln!(
+            "!!!! this promtool has no Kubernetes service discovery: {} is NOT checked by it. !!!!",
+            cluster.display()
+        );
+    } else {
+        assert!(ok, "promtool check config {}:\n{text}", cluster.display());
+    }
+}
+
+#[test]
+fn the_cluster_scrape_config_scrapes_only_discovered_targets() {
+    let config = read_yaml(&monitoring_dir().join("prometheus.yml"));
+    let rule_files: Vec<&str> = config["rule_files"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(rule_files, ["alerts.yaml"]);
+    let jobs = config["scrape_configs"].as_vec().expect("scrape_configs");
+    assert!(!jobs.is_empty(), "scrape_configs");
+    for job in jobs {
+        let name = job["job_name"].as_str().unwrap_or("?");
+        // A fixed target is `up == 0` forever where nothing listens, and keeps
+        // `up` present when every api is gone.
+        assert!(
+            job["static_configs"].is_badvalue(),
+            "{name}: a fixed target in the cluster config"
+        );
+        assert!(
+            !job["kubernetes_sd_configs"].is_badvalue(),
+            "{name}: targets come from Kubernetes discovery"
+        );
+        let labels_environment = job["relabel_configs"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .any(|r| r["target_label"].as_str() == Some("environment"));
+        assert!(
+            labels_environment,
+            "{name}: every target gets `environment`"
+        );
+    }
+}
+
+#[test]
+fn promtool_unit_tests_of_the_alerts_pass() {
+    let Some(promtool) = promtool("the alert rules' unit tests") else {
+        return;
+    };
+    let files = unit_test_files();
+    let mut args: Vec<&Path> = vec![Path::new("test"), Path::new("rules")];
+    args.extend(files.iter().map(PathBuf::as_path));
+    let (ok, text) = run_promtool(&promtool, &args);
+    assert!(ok, "promtool test rules failed:\n{text}");
+}
+
+/// `(alertname, expects an alert)` for every `alert_rule_test` case.
+fn unit_test_cases(files: &[PathBuf]) -> Vec<(String, bool)> {
+    let mut cases = Vec::new();
+    for file in files {
+        let doc = read_yaml(file);
+        for test in doc["tests"].as_vec().into_iter().flatten() {
+            for case in test["alert_rule_test"].as_vec().into_iter().flatten() {
+                let name = case["alertname"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{}: a case without alertname", file.display()));
+                let fires = case["exp_alerts"].as_vec().is_some_and(|a| !a.is_empty());
+                cases.push((name.to_owned(), fires));
+            }
+        }
+    }
+    cases
+}
+
+#[test]
+fn every_alert_has_a_firing_and_a_silent_unit_test() {
+    let alerts: BTreeSet<String> = rule_exprs(&alerts_file())
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let cases = unit_test_cases(&unit_test_files());
+    let mut missing = Vec::new();
+    for alert in &alerts {
+        for (fires, what) in [(true, "fires"), (false, "stays silent")] {
+            if !cases.iter().any(|(name, f)| name == alert && *f == fires) {
+                missing.push(format!("{alert}: no case where it {what}"));
+            }
+        }
+    }
+    for (name, _) in &cases {
+        if !alerts.contains(name) {
+            missing.push(format!(
+                "a case for {name}, which alerts.yaml does not define"
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "deploy/monitoring/tests/ must test every alert both ways:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn the_unit_tests_fail_on_rules_that_mix_environments() {
+    let Some(promtool) = promtool("the alert rules' unit tests") else {
+        return;
+    };
+    // alerts.yaml as it was before it kept `environment`: grouped by `job`,
+    // and one `absent` for every environment at once.
+    let mut rules = fs::read_to_string(alerts_file()).expect("read alerts.yaml");
+    for (now, before) in [
+        ("count by (environment, git_sha)", "count by (git_sha)"),
+        ("count by (environment) (", "count ("),
+        ("sum by (environment) (rate(", "sum by (job) (rate("),
+        ("sum by (environment, route, le)", "sum by (job, route, le)"),
+        (
+            r#"up{job=~"api.*", environment="production"}"#,
+            r#"up{job=~"api.*"}"#,
+        ),
+        (
+            r#"up{job=~"api.*", environment="staging"}"#,
+            r#"up{job=~"api.*"}"#,
+        ),
+    ] {
+        assert!(
+            rules.contains(now),
+            "alerts.yaml no longer says `{now}`: update this test's rewrite"
+        );
+        rules = rules.replace(now, before);
+    }
+    let scratch = Scratch::new("alerts-before");
+    fs::write(scratch.0.join("alerts.yaml"), rules).expect("write alerts.yaml");
+    fs::create_dir_all(scratch.0.join("tests")).expect("create tests/");
+    let mut copies = Vec::new();
+    for file in unit_test_files() {
+        let copy = scratch
+            .0
+            .join("tests")
+            .join(file.file_name().expect("a file name"));
+        fs::copy(&file, &copy).expect("copy a unit-test file");
+        copies.push(copy);
+    }
+    let mut args: Vec<&Path> = vec![Path::new("test"), Path::new("rules")];
+    args.extend(copies.iter().map(PathBuf::as_path));
+    let (ok, text) = run_promtool(&promtool, &args);
+    assert!(
+        !ok,
+        "the unit tests pass on environment-blind rules:\n{text}"
+    );
+    for alert in [
+        "ApiAbsent",
+        "ApiMixedVersions",
+        "ApiHighErrorRate",
+        "ApiHighLatencyP99",
+    ] {
+        assert!(
+            text.contains(&format!("alertname: {alert},")),
+            "no unit test caught the environment-blind {alert}:\n{text}"
+        );
+    }
 }
