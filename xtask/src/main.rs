@@ -28,12 +28,13 @@ Every image is named by the full 40-character git SHA it was built from (and a
   cargo xtask deploy <sha> --env staging   run exactly that digest, verify /health and /version,
                                            roll back by itself if verification fails
   cargo xtask rollback --env staging       back to the previous verified release (no build)
-  cargo xtask status|history --env …       what runs now / the release ledger
+  cargo xtask status|history --env …       what runs now (asked of the target; non-zero when it
+                                           cannot be asked or does not serve its SHA) / the ledger
 
 With nothing configured, images go to a local registry on localhost:5000
 (`cargo xtask registry up`) and deploys run on the local Docker engine.
 Every command prints each external command it runs; `--dry-run` only prints.
-Docs: README.md, docs/quickstart.md, docs/rollback.md.";
+Docs: README.md, docs/quickstart.md, docs/rollback.md; the code's map: xtask/README.md.";
 
 /// Release automation for the api: build, deploy and roll back by git SHA.
 #[derive(Debug, Parser)]
