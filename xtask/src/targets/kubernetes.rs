@@ -163,14 +163,23 @@ impl Target for Kubernetes {
         Ok(None)
     }
 
+    /// No `api` Deployment in the namespace: nothing deployed (kubectl says
+    /// `Error from server (NotFound)`). Any other failure: not asked.
     fn status(&self) -> anyhow::Result<Running> {
-        let image = Self::kubectl()
+        let get = Self::kubectl()
             .args(["get", "deployment", "api", "--namespace", &self.namespace])
             .args([
                 "--output",
                 "jsonpath={.spec.template.spec.containers[0].image}",
-            ])
-            .read()?;
+            ]);
+        let out = get.output()?;
+        if !out.status.success() {
+            if out.stderr.contains("(NotFound)") {
+                return Ok(Running::default());
+            }
+            anyhow::bail!("`{get}` failed: {}", out.last_words());
+        }
+        let image = out.stdout.trim().to_owned();
         let pinned = image.parse::<ImageRef>().ok();
         Ok(Running {
             image_sha: pinned.as_ref().map(|i| i.sha.clone()),
