@@ -13,19 +13,19 @@ use std::time::Duration;
 use crate::support::*;
 use serde_json::Value;
 
-struct Built {
-    sha: String,
-    digest: String,
-    metadata: PathBuf,
+pub(crate) struct Built {
+    pub(crate) sha: String,
+    pub(crate) digest: String,
+    pub(crate) metadata: PathBuf,
 }
 
-struct World {
+pub(crate) struct World {
     registry: Registry,
-    project: Project,
-    canonical: String,
+    pub(crate) project: Project,
+    pub(crate) canonical: String,
     staging: String,
-    a: Built,
-    b: Built,
+    pub(crate) a: Built,
+    pub(crate) b: Built,
     feature: Built,
     /// A SHA whose tag holds A's bytes: its `/version` reports A, not itself.
     wrong_sha: String,
@@ -33,7 +33,7 @@ struct World {
     _images: DockerGuard,
 }
 
-fn world() -> &'static World {
+pub(crate) fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let registry = Registry::start();
@@ -106,16 +106,16 @@ fn read_json(path: &Path) -> Value {
 
 /// One test's own environments: state dir, config (container names, ports),
 /// and the containers to remove at the end.
-struct Stage {
+pub(crate) struct Stage {
     label: String,
-    state: TempDir,
-    config: PathBuf,
+    pub(crate) state: TempDir,
+    pub(crate) config: PathBuf,
     ports: [u16; 2],
     _containers: DockerGuard,
 }
 
 impl Stage {
-    fn new(label: &str) -> Stage {
+    pub(crate) fn new(label: &str) -> Stage {
         let state = TempDir::new(label);
         let ports = [free_port(), free_port()];
         let label = format!("{label}-{}", std::process::id());
@@ -149,7 +149,7 @@ impl Stage {
         format!("xtask-it-{}-{env}", self.label)
     }
 
-    fn xtask(&self, args: &[&str]) -> Xtask {
+    pub(crate) fn xtask(&self, args: &[&str]) -> Xtask {
         let w = world();
         w.project
             .xtask_cmd(args)
@@ -159,7 +159,7 @@ impl Stage {
             .env("XTASK_STAGING_REPOSITORY", &w.staging)
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.xtask(args).run()
     }
 
@@ -184,7 +184,7 @@ impl Stage {
         last_json(&run)
     }
 
-    fn history(&self, env: &str) -> Vec<Value> {
+    pub(crate) fn history(&self, env: &str) -> Vec<Value> {
         let run = self.run(&["history", "--env", env, "--json"]);
         run.expect_success();
         run.stdout
@@ -193,7 +193,7 @@ impl Stage {
             .collect()
     }
 
-    fn ledger_lines(&self, env: &str) -> usize {
+    pub(crate) fn ledger_lines(&self, env: &str) -> usize {
         std::fs::read_to_string(self.state.join(format!("ledger/{env}.jsonl")))
             .map_or(0, |t| t.lines().count())
     }
@@ -230,7 +230,7 @@ impl Stage {
     }
 }
 
-fn last_json(run: &Run) -> Value {
+pub(crate) fn last_json(run: &Run) -> Value {
     let line = run
         .stdout
         .lines()
@@ -744,249 +744,6 @@ fn the_environment_lock_names_a_live_holder_and_breaks_a_stale_one_on_request() 
         "{error}"
     );
     stage.assert_runs("staging", &w.a.sha);
-}
-
-/// The Akash target through the fake `provider-services` (see
-/// xtask/test-fakes/src/provider_services.rs for the real CLI's shapes it checks).
-#[test]
-fn akash_deploys_through_the_provider_cli_and_rolls_back_a_refused_manifest() {
-    let w = world();
-    let stage = Stage::new("akash");
-    let fake_state = TempDir::new("akash-state");
-    let fake_dir = bin_dir(&[("provider-services", &fake_bin("provider-services"))]);
-    let _cleanup = FakeProviderContainers(fake_state.path().to_path_buf());
-    let akash = |args: &[&str]| {
-        stage
-            .xtask(args)
-            .path_prefix(fake_dir.path())
-            .env("FAKE_AKASH_STATE", fake_state.path())
-            .env("AKASH_NODE", "http://127.0.0.1:26657")
-            .env("AKASH_CHAIN_ID", "akash-testnet")
-            .env("AKASH_KEYRING_BACKEND", "test")
-            .env("AKASH_FROM", "deployer")
-            .env("AKASH_DSEQ", "4242")
-            .env("AKASH_PROVIDER", "akash1provider")
-            .env("AKASH_KEY_MNEMONIC", MNEMONIC)
-    };
-    // The deployment exists on chain (created once by an operator, with
-    // the key `deployer` in their keyring).
-    {
-        use std::io::Write;
-        let mut import = std::process::Command::new(fake_bin("provider-services"))
-            .args([
-                "keys",
-                "add",
-                "deployer",
-                "--recover",
-                "--keyring-backend",
-                "test",
-            ])
-            .env("FAKE_AKASH_STATE", fake_state.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("fake keys add");
-        let mut stdin = import.stdin.take().expect("stdin");
-        writeln!(stdin, "{MNEMONIC}").expect("mnemonic");
-        drop(stdin);
-        assert!(import.wait().expect("keys add").success());
-    }
-    let template = std::fs::read_to_string(w.project.root().join("deploy/akash/deploy.yaml"))
-        .expect("template");
-    let sdl = fake_state.join("initial.yaml");
-    std::fs::write(
-        &sdl,
-        template.replace(
-            "{{image}}",
-            &format!("{}:{}@{}", w.canonical, w.a.sha, w.a.digest),
-        ),
-    )
-    .expect("sdl");
-    let create = std::process::Command::new(fake_bin("provider-services"))
-        .args(["tx", "deployment", "create"])
-        .arg(&sdl)
-        .args([
-            "--dseq",
-            "4242",
-            "--from",
-            "deployer",
-            "-y",
-            "--node",
-            "http://127.0.0.1:26657",
-            "--chain-id",
-            "akash-testnet",
-        ])
-        .env("FAKE_AKASH_STATE", fake_state.path())
-        .output()
-        .expect("fake create");
-    assert!(
-        create.status.success(),
-        "{}",
-        String::from_utf8_lossy(&create.stderr)
-    );
-    // The runner that deploys is fresh: no keyring; AKASH_KEY_MNEMONIC brings the key.
-    std::fs::remove_file(fake_state.join("keyring.json")).expect("a keyring was written");
-
-    // Missing settings: one message that lists all of them, nothing run.
-    let run = stage
-        .xtask(&[
-            "deploy",
-            &w.a.sha,
-            "--env",
-            "production",
-            "--target",
-            "akash",
-        ])
-        .path_prefix(fake_dir.path())
-        .env("FAKE_AKASH_STATE", fake_state.path())
-        .env("AKASH_NODE", "http://127.0.0.1:26657")
-        .run();
-    let error = run.single_error();
-    assert!(
-        error.contains(
-            "missing: AKASH_CHAIN_ID, AKASH_KEYRING_BACKEND, AKASH_FROM, AKASH_DSEQ, AKASH_PROVIDER"
-        ),
-        "{error}"
-    );
-    let calls = || std::fs::read_to_string(fake_state.join("calls.log")).unwrap_or_default();
-    assert_eq!(
-        calls().lines().count(),
-        2,
-        "only the seeding (keys add, create) ran: {}",
-        calls()
-    );
-
-    let run = akash(&[
-        "deploy",
-        &w.a.sha,
-        "--env",
-        "production",
-        "--target",
-        "akash",
-        "--json",
-    ])
-    .run();
-    run.expect_success();
-    let record = last_json(&run);
-    assert_eq!(record["target"], "akash");
-    assert_eq!(record["deployment_ref"], "dseq 4242 at akash1provider");
-    let url = record["url"].as_str().expect("lease URI").to_owned();
-    let (_, body) = http_get(&format!("{url}/version"));
-    assert!(body.contains(&w.a.sha), "the provider runs A: {body}");
-    let argv: Vec<Vec<String>> = calls()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("argv"))
-        .collect();
-    // The key was imported once, from stdin: never in argv, never printed.
-    let keys: Vec<&Vec<String>> = argv.iter().filter(|a| a[0] == "keys").skip(1).collect();
-    assert_eq!(keys[0][..3], ["keys", "show", "deployer"], "{keys:?}");
-    assert!(
-        keys.iter()
-            .skip(1)
-            .any(|a| a[..4] == ["keys", "add", "deployer", "--recover"]),
-        "{keys:?}"
-    );
-    assert!(
-        run.stderr.contains("imported the key `deployer`"),
-        "{}",
-        run.stderr
-    );
-    assert!(!format!("{}{}{}", run.stdout, run.stderr, calls()).contains("SECRETWORD"));
-    let argv: Vec<Vec<String>> = argv.into_iter().filter(|a| a[0] != "keys").collect();
-    let rendered = record["config"].as_str().expect("rendered SDL");
-    // Before it changes anything it asks what runs (a read-only lease-status),
-    // then: update the deployment, send the manifest, read the lease.
-    let update = argv
-        .iter()
-        .position(|a| a.len() > 2 && a[..3] == ["tx", "deployment", "update"])
-        .expect("an update");
-    assert!(
-        argv[1..update].iter().all(|a| a[0] == "lease-status"),
-        "{argv:?}"
-    );
-    let argv = &argv[update - 1..];
-    assert_eq!(argv[1][..4], ["tx", "deployment", "update", rendered]);
-    assert!(
-        argv[1].windows(2).any(|p| p == ["--dseq", "4242"]) && argv[1].contains(&"-y".to_owned())
-    );
-    assert_eq!(argv[2][..2], ["send-manifest", rendered]);
-    assert!(
-        argv[2]
-            .windows(2)
-            .any(|p| p == ["--provider", "akash1provider"])
-    );
-    assert_eq!(argv[3][0], "lease-status");
-    let sdl_text = std::fs::read_to_string(rendered).expect("rendered");
-    assert!(
-        sdl_text.contains(&format!(
-            "image: \"{}:{}@{}\"",
-            w.canonical, w.a.sha, w.a.digest
-        )) || sdl_text.contains(&format!("{}:{}@{}", w.canonical, w.a.sha, w.a.digest)),
-        "{sdl_text}"
-    );
-
-    // The provider refuses B's manifest: the deploy fails and A's SDL goes back.
-    let run = akash(&[
-        "deploy",
-        &w.b.sha,
-        "--env",
-        "production",
-        "--target",
-        "akash",
-        "--verify-timeout",
-        "30",
-    ])
-    .env("FAKE_AKASH_FAIL_IMAGE", &w.b.sha)
-    .run();
-    let error = run.single_error();
-    assert!(
-        error.contains("did not accept the manifest")
-            && error.contains("rolled back automatically"),
-        "{error}"
-    );
-    let all = format!("{}{}{}", run.stdout, run.stderr, calls());
-    assert!(
-        !all.contains("SECRETWORD"),
-        "a secret reached the output or the CLI's argv"
-    );
-    let history = stage.history("production");
-    assert_eq!(history[0]["reason"], "failed-verification");
-    assert_eq!(history[0]["status"], "complete");
-    assert_eq!(
-        history[0]["config"], record["config"],
-        "A's rendered SDL was sent again"
-    );
-    let status = last_json(
-        &akash(&[
-            "status",
-            "--env",
-            "production",
-            "--target",
-            "akash",
-            "--json",
-        ])
-        .run(),
-    );
-    assert_eq!(status["image_sha"], w.a.sha.as_str(), "{status}");
-    assert_eq!(status["image_digest"], w.a.digest.as_str(), "{status}");
-}
-
-/// A 12-word mnemonic with a marker word, to prove it never leaks.
-const MNEMONIC: &str =
-    "abandon ability able about above absent absorb abstract absurd abuse access SECRETWORD";
-
-/// Removes the containers the fake provider started for one state dir.
-struct FakeProviderContainers(PathBuf);
-
-impl Drop for FakeProviderContainers {
-    fn drop(&mut self) {
-        let label = format!("label=fake-akash-state={}", self.0.display());
-        let out = docker(&["ps", "-aq", "--filter", &label]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = docker(&["rm", "-f", id]);
-        }
-    }
 }
 
 #[test]

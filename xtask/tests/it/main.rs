@@ -4,6 +4,7 @@
 
 mod support;
 
+mod akash;
 mod ci_build;
 mod deploy;
 mod manifests;

@@ -140,7 +140,7 @@ fn write_owner_only(path: &Path, text: &str) -> anyhow::Result<()> {
 /// reads it. Importing writes the local keyring only: no transaction.
 fn ensure_key(s: &Settings) -> anyhow::Result<String> {
     let show = cli::keys_show_address(s);
-    let out = show.output()?;
+    let mut out = show.output()?;
     if !out.status.success() {
         let Some(mnemonic) = std::env::var("AKASH_KEY_MNEMONIC")
             .ok()
@@ -167,9 +167,12 @@ fn ensure_key(s: &Settings) -> anyhow::Result<String> {
             "imported the key `{}` into the {} keyring",
             s.from, s.keyring_backend
         );
+        out = show.output()?;
+        if !out.status.success() {
+            bail!("`{show}` failed after the import: {}", out.last_words());
+        }
     }
-    let address = show.read()?;
-    let address = address.lines().last().unwrap_or("").trim().to_owned();
+    let address = out.stdout.lines().last().unwrap_or("").trim().to_owned();
     if let Err(why) = bech32::check(&address, settings::HRP) {
         bail!("`{show}` printed `{address}`, which {why}");
     }
