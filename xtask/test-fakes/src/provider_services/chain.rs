@@ -78,6 +78,21 @@ fn deployment_mut<'a>(chain: &'a mut Value, owner: &str, dseq: u64) -> Option<&'
         .filter(|d| d["owner"].as_str() == Some(owner))
 }
 
+/// The akash.v1 event of a deployment message (module, action, version,
+/// owner, dseq: the docs' `tx deployment create` sample output).
+fn deployment_event(action: &str, op: &Value) -> Vec<(String, String)> {
+    vec![
+        ("module".into(), "deployment".into()),
+        ("action".into(), action.into()),
+        (
+            "version".into(),
+            op["version"].as_str().unwrap_or("").into(),
+        ),
+        ("owner".into(), op["owner"].as_str().unwrap_or("").into()),
+        ("dseq".into(), op["dseq"].to_string()),
+    ]
+}
+
 /// Runs a message against the state (DeliverTx, or a simulation on a copy).
 /// Codes of the deployment and market modules are the fake's own numbering.
 fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError> {
@@ -95,7 +110,7 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
             d["created_at"] = json!(height);
             d["manifest"] = Value::Null;
             chain["deployments"][dseq.to_string()] = d;
-            Ok(vec![("action".into(), "deployment-created".into())])
+            Ok(deployment_event("deployment-created", op))
         }
         "deployment-update" => {
             let d = deployment_mut(chain, &owner, dseq).ok_or((
@@ -108,7 +123,7 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
             }
             d["version"] = op["version"].clone();
             d["sdl"] = op["sdl"].clone();
-            Ok(vec![("action".into(), "deployment-updated".into())])
+            Ok(deployment_event("deployment-updated", op))
         }
         "deployment-close" => {
             let d = deployment_mut(chain, &owner, dseq).ok_or((
