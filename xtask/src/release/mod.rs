@@ -95,9 +95,15 @@ pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
         }
         Err(failure) => failure,
     };
-    eprintln!("failed: {failure}");
-    let restored = restore::restore(eng, &before, req.verify_timeout);
-    run.fail(failure, restored.as_ref(), eng)?;
+    eprintln!("failed: {}", failure.why());
+    let restored = match failure {
+        run::Failure::Touched(_) => restore::restore(eng, &before, req.verify_timeout),
+        run::Failure::Untouched(_) => {
+            eprintln!("the target was not changed: nothing to restore");
+            None
+        }
+    };
+    run.fail(failure, restored.as_ref(), &before, eng)?;
     let auto_rollback = restored.map(|r| run.auto_rollback(r, eng)).transpose()?;
     Ok(Outcome {
         release: run.release,

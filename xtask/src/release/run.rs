@@ -13,8 +13,29 @@ use crate::ledger::{Reason, RecordKind, Release, Status, Verified};
 use crate::model::image::ImageRef;
 use crate::model::sha::GitSha;
 use crate::support::output;
-use crate::targets::Target;
+use crate::targets::{NothingChanged, Target};
 use crate::verify::cosign::SignatureStatus;
+
+/// Why a release failed, and whether the target was changed at all.
+pub enum Failure {
+    /// The target refused and stayed exactly as it was: nothing to restore.
+    Untouched(String),
+    Touched(String),
+}
+
+impl Failure {
+    pub fn why(&self) -> &str {
+        match self {
+            Failure::Untouched(why) | Failure::Touched(why) => why,
+        }
+    }
+
+    fn into_why(self) -> String {
+        match self {
+            Failure::Untouched(why) | Failure::Touched(why) => why,
+        }
+    }
+}
 
 pub struct Run {
     pub release: Release,
@@ -82,19 +103,23 @@ impl Run {
         self.write(eng, Status::Interrupted)
     }
 
-    /// Apply, then verify. `Err(why)` when the target refused, the service
-    /// did not serve this SHA in time, or Ctrl-C arrived.
+    /// Apply, then verify. `Err` when the target refused, the service did
+    /// not serve this SHA in time, or Ctrl-C arrived.
     pub fn apply_and_verify(
         &mut self,
         req: &Request,
         before: &Before,
         eng: &Engine,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let keep = before.fallback.as_ref().map(|f| &f.image);
-        let applied = eng
-            .target
-            .apply(&self.config, keep)
-            .map_err(|e| format!("{e:#}"))?;
+        let applied = eng.target.apply(&self.config, keep).map_err(|e| {
+            let why = format!("{e:#}");
+            if e.downcast_ref::<NothingChanged>().is_some() {
+                Failure::Untouched(why)
+            } else {
+                Failure::Touched(why)
+            }
+        })?;
         self.release.url = Some(applied.url.clone());
         self.release.deployment_ref = Some(applied.deployment_ref);
         // Only where old and new overlap during a rollout may the old SHA still answer.
@@ -108,17 +133,19 @@ impl Run {
             .verify(&applied.url, sha, overlapping, req.verify_timeout, true);
         self.release.verified = outcome.verified.clone();
         if (eng.interrupted)() {
-            return Err("interrupted during verification".to_owned());
+            return Err(Failure::Touched(
+                "interrupted during verification".to_owned(),
+            ));
         }
         if !outcome.ok() {
             let ok = |b: bool| if b { "ok" } else { "not ok" };
-            return Err(format!(
+            return Err(Failure::Touched(format!(
                 "verification failed after {:.0}s (health {}, sha {}): {}",
                 self.started.elapsed().as_secs_f64(),
                 ok(outcome.verified.health),
                 ok(outcome.verified.sha),
                 outcome.last_seen
-            ));
+            )));
         }
         Ok(())
     }
@@ -144,17 +171,22 @@ impl Run {
     }
 
     /// Record `failed` (or `interrupted`) with the cause and where the
-    /// target was left.
+    /// target was left: on the restored release when it verified, on what
+    /// ran before when the target was never changed.
     pub fn fail(
         &mut self,
-        failure: String,
+        failure: Failure,
         restored: Option<&Restored>,
+        before: &Before,
         eng: &Engine,
     ) -> anyhow::Result<()> {
-        self.release.error = Some(failure);
-        self.release.left_on_sha = restored
-            .filter(|r| r.verified.health && r.verified.sha)
-            .map(|r| r.image.sha.clone());
+        self.release.left_on_sha = match &failure {
+            Failure::Untouched(_) => before.running.clone(),
+            Failure::Touched(_) => restored
+                .filter(|r| r.verified.health && r.verified.sha)
+                .map(|r| r.image.sha.clone()),
+        };
+        self.release.error = Some(failure.into_why());
         let status = if (eng.interrupted)() {
             Status::Interrupted
         } else {

@@ -44,6 +44,8 @@ struct Mem {
     interrupt_at: Cell<Option<Point>>,
     cannot_ask: Cell<bool>,
     apply_fails_for: RefCell<HashSet<GitSha>>,
+    /// Refused before anything changed (a transaction the chain refused).
+    refused_untouched: RefCell<HashSet<GitSha>>,
     unhealthy: RefCell<HashSet<GitSha>>,
     restore_fails: Cell<bool>,
 }
@@ -105,6 +107,12 @@ impl Target for Mem {
         self.calls
             .borrow_mut()
             .push(format!("apply {}", image.sha.short()));
+        if self.refused_untouched.borrow().contains(&image.sha) {
+            return Err(crate::targets::NothingChanged(
+                "the chain refused the deployment update (code 13): nothing changed".to_owned(),
+            )
+            .into());
+        }
         let kept_is_verified = keep.is_some_and(|k| {
             self.kept.borrow().as_ref().is_some_and(|i| i.image == *k)
                 && self.main.borrow().as_ref().is_none_or(|i| i.image != *k)
@@ -131,6 +139,7 @@ impl Target for Mem {
     }
 
     fn restore_kept(&self) -> anyhow::Result<Option<Applied>> {
+        self.calls.borrow_mut().push("restore".to_owned());
         self.drop_instance(&self.main);
         if self.restore_fails.get() {
             anyhow::bail!("docker: Error response from daemon: rename failed");
@@ -379,6 +388,28 @@ fn a_failed_restore_is_recorded_and_the_exit_says_the_previous_release_is_not_ve
     assert_eq!(w.lines().last(), Some(&('a', "rollback", Failed)));
     let said = finish(&out, false).expect_err("non-zero").to_string();
     assert!(said.contains("could NOT be verified"), "{said}");
+}
+
+#[test]
+fn a_refusal_that_changed_nothing_restores_nothing() {
+    let w = World::new("untouched");
+    w.deploy('a');
+    w.mem.refused_untouched.borrow_mut().insert(sha('b'));
+    let out = w.deploy('b');
+    assert_eq!(out.release.status, Failed);
+    assert!(out.auto_rollback.is_none(), "no second transaction");
+    assert_eq!(out.release.left_on_sha, Some(sha('a')));
+    assert_eq!(
+        *w.mem.calls.borrow(),
+        ["apply aaaaaaaaaaaa", "apply bbbbbbbbbbbb"]
+    );
+    assert_eq!(w.runs(), Some(('a', true)));
+    assert_eq!(w.lines().last(), Some(&('b', "deploy", Failed)));
+    let said = finish(&out, false).expect_err("non-zero").to_string();
+    assert!(
+        said.contains("code 13") && said.contains("nothing was changed, staging still runs aaaa"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -86,6 +86,8 @@ pub struct ReleaseConfig {
     pub repositories: Option<Repositories>,
     #[serde(default)]
     pub environments: BTreeMap<Environment, EnvironmentConfig>,
+    /// The akash target's pinned CLI and placement (`targets::akash::settings`).
+    pub akash: Option<crate::targets::akash::settings::AkashConfig>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -46,6 +46,20 @@ impl std::fmt::Display for TargetKind {
     }
 }
 
+/// A refusal that left the target exactly as it was (a transaction the
+/// chain refused): the engine records the failure and restores nothing, so
+/// no second transaction is spent undoing what never happened.
+#[derive(Debug)]
+pub struct NothingChanged(pub String);
+
+impl std::fmt::Display for NothingChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NothingChanged {}
+
 /// A release put in place, before it is verified.
 pub struct Applied {
     /// Base URL the service answers on (`/health`, `/version`).

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod image_ref;
+pub mod keys;
 pub mod regex;
 pub mod sdl;
 pub mod state;

@@ -34,6 +34,52 @@ pub struct Sdl {
     /// Fingerprint of the whole SDL's canonical form (stands in for the
     /// manifest version hash the provider compares with the chain).
     pub version: String,
+    /// The groups as `query deployment get` shows them (`group_spec`:
+    /// name, requirements {signed_by {all_of, any_of}, attributes [{key,
+    /// value}]}, resources [{resource, count, price {denom, amount}}]):
+    /// akash-network/akash-api proto/node/akash/deployment/v1beta3/groupspec.proto
+    /// and akash/base/v1beta3 (PlacementRequirements, SignedBy, Attribute).
+    pub group_specs: Vec<Value>,
+}
+
+/// SDL `attributes` (a mapping) as the chain lists them: sorted `{key, value}`.
+fn attribute_list(attributes: Option<&Value>) -> Value {
+    let list: Vec<Value> = attributes
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            json!({"key": k, "value": v})
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn string_list(v: Option<&Value>) -> Value {
+    Value::Array(
+        v.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|s| s.is_string())
+            .cloned()
+            .collect(),
+    )
+}
+
+/// A price as the chain prints a DecCoin (`"1000.000000000000000000"`).
+fn dec_coin(price: &Value) -> Value {
+    let amount = match price.get("amount") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "0".into(),
+    };
+    let amount = if amount.contains('.') {
+        amount
+    } else {
+        format!("{amount}.000000000000000000")
+    };
+    json!({"denom": price.get("denom").cloned().unwrap_or(Value::Null), "amount": amount})
 }
 
 /// YAML -> JSON with sorted keys, so key order and comments do not matter.
@@ -248,10 +294,33 @@ pub fn parse(text: &str) -> Result<Sdl, String> {
             return Err(format!("sdl: deployment.{svc}: no such service"));
         }
     }
+    let group_specs = groups
+        .iter()
+        .map(|(pl, entries)| {
+            let def = placement.get(pl);
+            let signed_by = def.and_then(|d| d.get("signedBy"));
+            json!({
+                "name": pl,
+                "requirements": {
+                    "signed_by": {
+                        "all_of": string_list(signed_by.and_then(|s| s.get("allOf"))),
+                        "any_of": string_list(signed_by.and_then(|s| s.get("anyOf"))),
+                    },
+                    "attributes": attribute_list(def.and_then(|d| d.get("attributes"))),
+                },
+                "resources": entries.iter().map(|e| json!({
+                    "resource": e.get("resources"),
+                    "count": e.get("count"),
+                    "price": dec_coin(e.get("price").unwrap_or(&Value::Null)),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     Ok(Sdl {
         services: out,
         groups: json!(groups).to_string(),
         version: hex64(root_v.to_string().as_bytes()),
+        group_specs,
     })
 }
 
@@ -297,6 +366,29 @@ deployment:
         assert_ne!(a.version, b.version);
         let c = parse(&SDL.replace("units: 0.5", "units: 1")).expect("valid");
         assert_ne!(a.groups, c.groups);
+    }
+
+    #[test]
+    fn group_specs_have_the_chains_shape() {
+        let with = SDL.replace(
+            "    dcloud:\n      pricing",
+            "    dcloud:\n      attributes: {tier: community, host: akash}\n      signedBy: {anyOf: [akash1x], allOf: []}\n      pricing",
+        );
+        let s = parse(&with).expect("valid");
+        let g = &s.group_specs[0];
+        assert_eq!(g["name"], "dcloud");
+        assert_eq!(g["resources"][0]["price"]["denom"], "uakt");
+        assert_eq!(
+            g["resources"][0]["price"]["amount"],
+            "1000.000000000000000000"
+        );
+        assert_eq!(g["requirements"]["attributes"][0]["key"], "host", "sorted");
+        assert_eq!(g["requirements"]["signed_by"]["any_of"][0], "akash1x");
+        assert_ne!(
+            parse(SDL).expect("valid").groups,
+            s.groups,
+            "placement is part of the groups"
+        );
     }
 
     #[test]

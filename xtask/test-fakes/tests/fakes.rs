@@ -322,9 +322,23 @@ impl Akash {
             docker,
         };
         // The signers the tests use are in the keyring, as on a set-up machine.
-        for name in ["deployer", "k", "other"] {
-            let o = akash.import(name, MNEMONIC);
+        // Each its own account (an address is made from the mnemonic).
+        for (name, mnemonic) in [
+            ("deployer", MNEMONIC),
+            ("k", MNEMONIC_K),
+            ("other", MNEMONIC_OTHER),
+        ] {
+            let o = akash.import(name, mnemonic);
             assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        }
+        // v0.6 speaks mTLS: each signer's client certificate is published.
+        for name in ["deployer", "k", "other"] {
+            let o = akash.run(&["tx", "cert", "generate", "client", "--from", name], NET);
+            assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+            tx_json(&akash.run(
+                &["tx", "cert", "publish", "client", "--from", name, "-y"],
+                NET,
+            ));
         }
         akash
     }
@@ -360,16 +374,33 @@ impl Akash {
         c.args(args)
             .env("FAKE_AKASH_STATE", &self.state)
             .env("FAKE_AKASH_DOCKER", &self.docker)
-            .env_remove("FAKE_AKASH_FAIL");
+            .env_remove("FAKE_AKASH_FAIL")
+            .env_remove("FAKE_AKASH_VERSION");
         for (k, _) in std::env::vars() {
             if k.starts_with("AKASH_") {
                 c.env_remove(k);
             }
         }
+        c.env("AKASH_HOME", self.state.join("home"));
         for (k, v) in env {
             c.env(k, v);
         }
         c.output().expect("run fake provider-services")
+    }
+
+    /// An active lease from PROVIDER on the deployer's deployment `dseq`.
+    fn lease(&self, dseq: &str, from: &str) {
+        let args = [
+            "tx",
+            "market",
+            "lease",
+            "create",
+            "--dseq",
+            dseq,
+            "--provider",
+            PROVIDER,
+        ];
+        tx_json(&self.run(&[&args[..], &["--from", from, "-y"]].concat(), NET));
     }
 
     fn sdl(&self, name: &str, image: &str) -> String {
@@ -379,13 +410,24 @@ impl Akash {
         .expect("read deploy/akash/deploy.yaml");
         assert_eq!(tpl.matches("{{image}}").count(), 1, "one placeholder");
         let p = self.state.join(name);
-        std::fs::write(&p, tpl.replace("{{image}}", image)).expect("write sdl");
+        let text = tpl
+            .replace("{{image}}", image)
+            .replace("{{attributes}}", "{}")
+            .replace("{{signed_by}}", r#"{"allOf": [], "anyOf": []}"#);
+        std::fs::write(&p, text).expect("write sdl");
         p.to_string_lossy().into_owned()
     }
 }
 
+/// Valid bip39 mnemonics (BIP-39's English test vectors).
 const MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+const MNEMONIC_K: &str =
+    "legal winner thank year wave sausage worth useful legal winner thank yellow";
+const MNEMONIC_OTHER: &str =
+    "letter advice cage absurd amount doctor acoustic avoid letter advice cage above";
+/// A valid provider address (bytes 1..=20).
+const PROVIDER: &str = "akash1qypqxpq9qcrsszg2pvxq6rs0zqg3yyc5jepelx";
 
 #[test]
 fn akash_keyring_imports_from_stdin_and_signers_must_be_in_it() {
@@ -422,6 +464,9 @@ const NET: &[(&str, &str)] = &[
     ("AKASH_NODE", "https://rpc.example:443"),
     ("AKASH_CHAIN_ID", "akashnet-2"),
     ("AKASH_KEYRING_BACKEND", "test"),
+    // What a node with a minimum gas price takes; included at once (v0.6).
+    ("AKASH_GAS_PRICES", "0.025uakt"),
+    ("AKASH_BROADCAST_MODE", "block"),
     (
         "AKASH_MNEMONIC",
         "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
@@ -474,6 +519,7 @@ fn akash_full_flow_update_send_manifest_lease_status() {
             NET,
         ),
     );
+    a.lease("7", "deployer");
 
     // Update: flags from env (AKASH_DSEQ), node/chain required.
     let mut env = NET.to_vec();
@@ -498,7 +544,7 @@ fn akash_full_flow_update_send_manifest_lease_status() {
             "--dseq",
             "7",
             "--provider",
-            "akash1prov",
+            PROVIDER,
             "--from",
             "deployer",
         ],
@@ -514,7 +560,7 @@ fn akash_full_flow_update_send_manifest_lease_status() {
             "--dseq",
             "7",
             "--provider",
-            "akash1prov",
+            PROVIDER,
             "--from",
             "deployer",
         ],
@@ -532,7 +578,7 @@ fn akash_full_flow_update_send_manifest_lease_status() {
             "--dseq",
             "7",
             "--provider",
-            "akash1prov",
+            PROVIDER,
             "--from",
             "deployer",
         ],
@@ -541,7 +587,7 @@ fn akash_full_flow_update_send_manifest_lease_status() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
-        "provider: akash1prov\n\tstatus:       PASS\n"
+        "provider: akash1qypqxpq9qcrsszg2pvxq6rs0zqg3yyc5jepelx\n\tstatus:       PASS\n"
     );
     let docker = std::fs::read_to_string(&a.docker_log).expect("docker was called");
     let run_line = docker
@@ -568,7 +614,7 @@ fn akash_full_flow_update_send_manifest_lease_status() {
             "--dseq",
             "7",
             "--provider",
-            "akash1prov",
+            PROVIDER,
             "--from",
             "deployer",
         ],
@@ -588,8 +634,10 @@ fn akash_full_flow_update_send_manifest_lease_status() {
     // calls.env.log: one line per call, secrets redacted.
     let envs = lines(&a.state.join("calls.env.log"));
     assert_eq!(envs.len(), lines(&a.state.join("calls.log")).len());
-    let envs = &envs[3..]; // after the three `keys add` of Akash::new
-    assert_eq!(envs[1]["AKASH_DSEQ"], "7");
+    // After Akash::new: three `keys add`, three certificates generated and
+    // published; then create, lease create, update.
+    let envs = &envs[9..];
+    assert_eq!(envs[2]["AKASH_DSEQ"], "7");
     assert_eq!(envs[0]["AKASH_MNEMONIC"], "<redacted>");
     let all = std::fs::read_to_string(a.state.join("calls.env.log")).expect("env log");
     assert!(!all.contains("abandon"), "no mnemonic in logs");
@@ -802,13 +850,15 @@ fn akash_send_manifest_failures() {
         ],
         NET,
     ));
+    a.lease("5", "k");
+
     let send = [
         "send-manifest",
         &good,
         "--dseq",
         "5",
         "--provider",
-        "p",
+        PROVIDER,
         "--from",
         "k",
     ];
@@ -845,6 +895,7 @@ fn akash_send_manifest_failures() {
         ],
         NET,
     ));
+    a.lease("6", "k");
     let o = a.run(
         &[
             "send-manifest",
@@ -852,7 +903,7 @@ fn akash_send_manifest_failures() {
             "--dseq",
             "6",
             "--provider",
-            "p",
+            PROVIDER,
             "--from",
             "k",
         ],
@@ -869,13 +920,180 @@ fn akash_send_manifest_failures() {
             "--dseq",
             "99",
             "--provider",
-            "p",
+            PROVIDER,
             "--from",
             "k",
         ],
         NET,
     );
     assert_eq!(code(&o), 1);
+}
+
+/// What the real CLI and chain refuse, the way they refuse it: a refused
+/// transaction exits 0 with a code; `query tx` finds a sync broadcast only
+/// once a block holds it; per-version flags; bech32 and mTLS checks.
+#[test]
+fn akash_codes_inclusion_versions_and_auth() {
+    let a = Akash::new();
+    let v1 = a.sdl("v1.yaml", &image(HEX));
+    let v2 = a.sdl("v2.yaml", &image(HEX2));
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "create",
+            &v1,
+            "--dseq",
+            "8",
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        NET,
+    ));
+    a.lease("8", "deployer");
+    let update = [
+        "tx",
+        "deployment",
+        "update",
+        &v2,
+        "--dseq",
+        "8",
+        "--from",
+        "deployer",
+        "-y",
+    ];
+    let sync: Vec<(&str, &str)> = NET
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "AKASH_BROADCAST_MODE" && *k != "AKASH_GAS_PRICES")
+        .collect();
+
+    // No gas price: 200000 gas for nothing; the node wants 5000uakt.
+    let o = a.run(&update, &sync);
+    assert_eq!(code(&o), 0, "refused, yet exit 0: {}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("tx JSON");
+    assert_eq!(
+        (v["code"].as_u64(), v["codespace"].as_str()),
+        (Some(13), Some("sdk"))
+    );
+    assert!(
+        v["raw_log"]
+            .as_str()
+            .is_some_and(|l| l.contains("required: 5000uakt")),
+        "{v}"
+    );
+    let both = a.run(
+        &[
+            &update[..],
+            &["--fees", "5000uakt", "--gas-prices", "0.025uakt"],
+        ]
+        .concat(),
+        &sync,
+    );
+    assert!(text(&both.stderr).contains("cannot provide both fees and gas prices"));
+
+    // Gas auto, sync: a hash now, the block later.
+    let o = a.run(
+        &[
+            &update[..],
+            &[
+                "--gas",
+                "auto",
+                "--gas-adjustment",
+                "1.5",
+                "--gas-prices",
+                "0.025uakt",
+                "-o",
+                "json",
+            ],
+        ]
+        .concat(),
+        &sync,
+    );
+    assert!(
+        text(&o.stderr).contains("gas estimate: 141980"),
+        "{}",
+        text(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).expect("tx JSON");
+    assert_eq!(
+        (v["code"].as_u64(), v["height"].as_str()),
+        (Some(0), Some("0"))
+    );
+    let hash = v["txhash"].as_str().expect("hash").to_string();
+    let o = a.run(&["query", "tx", &hash, "-o", "json"], &sync);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains(&format!("tx ({hash}) not found")));
+    let o = a.run(&["query", "tx", &hash, "-o", "json"], &sync);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("tx JSON");
+    assert_eq!(v["code"], 0);
+    assert_ne!(v["height"], "0");
+
+    // Per version: v0.6 has no --auth-type and no JWT; v0.8 has no block mode.
+    let status = [
+        "lease-status",
+        "--dseq",
+        "8",
+        "--provider",
+        PROVIDER,
+        "--from",
+        "deployer",
+    ];
+    let o = a.run(&[&status[..], &["--auth-type", "jwt"]].concat(), NET);
+    assert!(
+        text(&o.stderr).contains("unknown flag: --auth-type"),
+        "{}",
+        text(&o.stderr)
+    );
+    let mut v08 = NET.to_vec();
+    v08.push(("FAKE_AKASH_VERSION", "v0.8.3"));
+    let o = a.run(&[&status[..], &["--auth-type", "bearer"]].concat(), &v08);
+    assert!(text(&o.stderr).contains("invalid gateway auth type bearer"));
+    let o = a.run(&update, &v08);
+    assert!(
+        text(&o.stderr).contains("invalid broadcast mode block"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A provider address with a typo; a signer without a published certificate.
+    let typo = PROVIDER.replace("jepelx", "jepelz");
+    let o = a.run(
+        &[
+            "lease-status",
+            "--dseq",
+            "8",
+            "--provider",
+            &typo,
+            "--from",
+            "deployer",
+        ],
+        NET,
+    );
+    assert!(
+        text(&o.stderr).contains("decoding bech32 failed"),
+        "{}",
+        text(&o.stderr)
+    );
+    let mut no_cert = NET.to_vec();
+    let empty = a.state.join("empty-home");
+    let empty = empty.to_string_lossy().into_owned();
+    no_cert.push(("AKASH_HOME", &empty));
+    let o = a.run(&status, &no_cert);
+    assert!(
+        text(&o.stderr).contains("could not open certificate PEM file"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = a.run(
+        &["tx", "cert", "generate", "client", "--from", "deployer"],
+        &no_cert,
+    );
+    assert_eq!(code(&o), 0);
+    let o = a.run(&status, &no_cert);
+    assert!(text(&o.stderr).contains("certificate has not been committed to blockchain"));
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod akash;
 mod ci_build;
 mod deploy;
 mod lints;
