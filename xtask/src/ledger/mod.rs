@@ -171,18 +171,21 @@ impl Ledger {
     }
 
     pub fn read(&self) -> anyhow::Result<Read> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        // Bytes, line by line: a corrupt line (torn write, a disk error, a
+        // careless edit, even invalid UTF-8) is skipped and reported, and
+        // never makes the rest of the history unreadable.
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
         };
         let mut releases: Vec<Release> = Vec::new();
         let mut skipped = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
+        for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_str::<Release>(line) {
+            match serde_json::from_slice::<Release>(line) {
                 Ok(r) => match releases.iter_mut().find(|old| old.id == r.id) {
                     Some(old) => *old = r,
                     None => releases.push(r),
@@ -298,19 +301,32 @@ mod tests {
         ledger
             .append(&release("r3", 'b', Status::Failed))
             .expect("append after torn line");
+        // A line of bytes that are not even UTF-8.
+        f.write_all(b"\xff\xfe garbage \x80\n").expect("write");
+        ledger
+            .append(&release("r4", 'c', Status::Complete))
+            .expect("append after garbage");
         let read = ledger.read().expect("read");
-        assert_eq!(read.skipped.len(), 1, "{:?}", read.skipped);
+        assert_eq!(read.skipped.len(), 2, "{:?}", read.skipped);
         let ids: Vec<_> = read
             .releases
             .iter()
             .map(|r| (r.id.as_str(), r.status))
             .collect();
-        assert_eq!(ids, [("r1", Status::Complete), ("r3", Status::Failed)]);
-        let lines = std::fs::read_to_string(ledger.path())
-            .expect("text")
-            .lines()
+        assert_eq!(
+            ids,
+            [
+                ("r1", Status::Complete),
+                ("r3", Status::Failed),
+                ("r4", Status::Complete)
+            ]
+        );
+        let lines = std::fs::read(ledger.path())
+            .expect("bytes")
+            .iter()
+            .filter(|b| **b == b'\n')
             .count();
-        assert_eq!(lines, 4, "history is never truncated");
+        assert_eq!(lines, 6, "history is never truncated");
     }
 
     #[test]
