@@ -44,7 +44,8 @@ impl Output {
     /// What a tool says when it fails: from stderr (else stdout), the last
     /// line that reads as an error (`docker: Error response from daemon: …`,
     /// `error: …`, `fatal: …`), else the last line that is not boilerplate
-    /// (`Run 'docker run --help' for more information`, `Usage: …`).
+    /// (`Run 'docker run --help' for more information`, `Usage: …`). After a
+    /// `Caused by:` chain (cargo, anyhow) the last line is the root cause.
     pub fn last_words(&self) -> &str {
         last_words(&self.stderr)
             .or_else(|| last_words(&self.stdout))
@@ -58,6 +59,9 @@ fn last_words(text: &str) -> Option<&str> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !is_boilerplate(l))
         .collect();
+    if lines.contains(&"Caused by:") {
+        return lines.last().copied();
+    }
     lines
         .iter()
         .rev()
@@ -418,6 +422,10 @@ mod tests {
             (
                 "Pulling fs layer\nerror: listen tcp 127.0.0.1:5000: bind: address already in use\nexiting\n",
                 "error: listen tcp 127.0.0.1:5000: bind: address already in use",
+            ),
+            (
+                "error: failed to load manifest for workspace member `/tmp/w/api`\nreferenced by workspace at `/tmp/w/Cargo.toml`\n\nCaused by:\n  failed to parse manifest at `/tmp/w/api/Cargo.toml`\n\nCaused by:\n  `workspace.package.version` was not defined\n",
+                "`workspace.package.version` was not defined",
             ),
             (
                 "The push refers to repository [127.0.0.1:1/x/y]\nfailed to configure transport: error pinging v2 registry: Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused\n",
