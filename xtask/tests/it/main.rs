@@ -5,6 +5,7 @@
 mod support;
 
 mod ci_build;
+mod cli;
 mod deploy;
 mod manifests;
 mod registry;
