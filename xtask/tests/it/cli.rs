@@ -1,4 +1,5 @@
-//! The CLI as a careless operator meets it: output piped into `head`.
+//! The CLI as a careless operator meets it: output piped into `head`, a SHA
+//! read from a file with its line ending.
 
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
@@ -84,5 +85,36 @@ fn history_into_a_pipe_closed_after_one_line_exits_zero() {
         assert_eq!(status.code(), Some(0), "{args:?}: {status}\n{stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
+
+/// A SHA read from a file keeps its line ending (`$(…)` strips `\n` but not
+/// the `\r` of a Windows file; a workflow output or `xargs` can keep both).
+/// Refused before anything runs, in one line that names what to strip.
+#[test]
+fn a_sha_with_its_line_ending_is_refused_naming_it() {
+    let dir = TempDir::new("sha-newline");
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    for (input, named) in [
+        (format!("{sha}\n"), "trailing newline"),
+        (format!("{sha}\r"), "trailing carriage return"),
+        (format!("{sha}\r\n"), "trailing Windows line ending"),
+    ] {
+        let run = Xtask::at(dir.path(), &["deploy", &input, "--env", "staging"])
+            .env("XTASK_STATE_DIR", dir.join("state"))
+            .run();
+        run.expect_code(2);
+        let line = run.single_error();
+        assert!(
+            line.contains(named) && line.contains("strip it") && line.contains(sha),
+            "{input:?}: {line}"
+        );
+        assert!(
+            !run.stderr.contains('\r'),
+            "no raw CR echoed: {:?}",
+            run.stderr
+        );
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{:?}", run.stderr);
+        assert!(!dir.join("state").exists(), "nothing ran");
     }
 }
