@@ -101,7 +101,7 @@ fn main() -> ExitCode {
 /// clap's help and version go out as clap renders them; a usage error is
 /// one line (clap's first), exit 2.
 fn usage_error(err: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     if matches!(
         err.kind(),
         ErrorKind::DisplayHelp
@@ -114,6 +114,22 @@ fn usage_error(err: clap::Error) -> ExitCode {
         } else {
             ExitCode::SUCCESS
         };
+    }
+    // A value our parser refused: clap would echo it raw, and a newline or
+    // carriage return in it (a SHA pasted from a file) would cut the line
+    // before the reason. Show it with control characters made visible.
+    if err.kind() == ErrorKind::ValueValidation
+        && let (Some(ContextValue::String(value)), Some(ContextValue::String(arg)), Some(why)) = (
+            err.get(ContextKind::InvalidValue),
+            err.get(ContextKind::InvalidArg),
+            std::error::Error::source(&err),
+        )
+    {
+        eprintln!(
+            "error: invalid value '{}' for '{arg}': {why} (see `cargo xtask --help`)",
+            model::sha::printable(value)
+        );
+        return ExitCode::from(2);
     }
     // One line: clap's first, with the indented lines that complete it
     // (e.g. the names of missing arguments) folded in.

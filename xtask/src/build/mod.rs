@@ -2,8 +2,9 @@
 //! linux/amd64 image tagged by SHA, pushed, and read back from the registry.
 
 pub mod git;
+pub mod metadata;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
@@ -90,6 +91,7 @@ pub fn plan(project: &Project, repository: &Repository, head: &git::Head) -> any
     let context = project.state_dir().join("image-context");
     let full_tag = full_tag(repository, &head.sha);
     let short_tag = short_tag(repository, &head.sha);
+    let api = metadata::api(root)?;
     let image_build = docker()
         .args([
             "build",
@@ -101,9 +103,9 @@ pub fn plan(project: &Project, repository: &Repository, head: &git::Head) -> any
         .arg("--file")
         .arg(root.join("deploy/Dockerfile").display().to_string())
         .args(build_arg("GIT_SHA", head.sha.as_str()))
-        .args(build_arg("VERSION", &crate_version(root)?))
+        .args(build_arg("VERSION", &api.version))
         .args(build_arg("CREATED", &created))
-        .args(build_arg("SOURCE", &source_url(root)))
+        .args(build_arg("SOURCE", &metadata::source_url(&api)))
         .args(["--tag", &full_tag, "--tag", &short_tag])
         .arg(context.display().to_string());
     Ok(Plan {
@@ -118,39 +120,6 @@ pub fn plan(project: &Project, repository: &Repository, head: &git::Head) -> any
 
 fn build_arg(key: &str, value: &str) -> [String; 2] {
     ["--build-arg".to_owned(), format!("{key}={value}")]
-}
-
-/// The api's version, from `api/Cargo.toml`.
-fn crate_version(root: &Path) -> anyhow::Result<String> {
-    let manifest =
-        std::fs::read_to_string(root.join("api/Cargo.toml")).context("reading api/Cargo.toml")?;
-    manifest
-        .lines()
-        .find_map(|l| l.strip_prefix("version = \"")?.strip_suffix('"'))
-        .map(str::to_owned)
-        .context("api/Cargo.toml has no `version = \"…\"` line")
-}
-
-/// The source label: the GitHub repository in CI, else the workspace's `repository`.
-fn source_url(root: &Path) -> String {
-    if let (Ok(server), Ok(repo)) = (
-        std::env::var("GITHUB_SERVER_URL"),
-        std::env::var("GITHUB_REPOSITORY"),
-    ) {
-        return format!("{server}/{repo}");
-    }
-    std::fs::read_to_string(root.join("Cargo.toml"))
-        .ok()
-        .and_then(|m| {
-            m.lines().find_map(|l| {
-                Some(
-                    l.strip_prefix("repository = \"")?
-                        .strip_suffix('"')?
-                        .to_owned(),
-                )
-            })
-        })
-        .unwrap_or_default()
 }
 
 /// The full tag exists: the short tag must name the same digest. A push that

@@ -26,6 +26,13 @@ impl FromStr for GitSha {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> anyhow::Result<Self> {
+        let trimmed = s.trim();
+        if trimmed != s && is_sha(trimmed) {
+            anyhow::bail!(
+                "`{trimmed}` comes with {}: strip it (a SHA read from a file keeps the file's line ending; `$(git rev-parse HEAD)` or `tr -d '[:space:]'` gives the bare SHA)",
+                describe_whitespace(s, trimmed)
+            );
+        }
         let shown = printable(s);
         if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             if s.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -57,6 +64,32 @@ impl fmt::Display for GitSha {
 impl fmt::Debug for GitSha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "GitSha({})", self.0)
+    }
+}
+
+fn is_sha(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Name the whitespace around a SHA, the way a user can find it.
+fn describe_whitespace(s: &str, trimmed: &str) -> String {
+    let (lead, trail) = s.split_once(trimmed).unwrap_or(("", ""));
+    // (what it is, whether it is one thing: "a …")
+    let name = |ws: &str| match ws {
+        "\n" => ("newline (\\n)", true),
+        "\r\n" => ("Windows line ending (\\r\\n)", true),
+        "\r" => ("carriage return (\\r, from a Windows line ending)", true),
+        ws if ws.contains(['\n', '\r']) => ("line breaks", false),
+        _ => ("whitespace", false),
+    };
+    let one = |side: &str, ws: &str| match name(ws) {
+        (what, true) => format!("a {side} {what}"),
+        (what, false) => format!("{side} {what}"),
+    };
+    match (lead.is_empty(), trail.is_empty()) {
+        (true, _) => one("trailing", trail),
+        (false, true) => one("leading", lead),
+        (false, false) => format!("leading {} and trailing {}", name(lead).0, name(trail).0),
     }
 }
 
@@ -106,6 +139,38 @@ mod tests {
             assert!(err.contains(why), "{input}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
+    }
+
+    #[test]
+    fn whitespace_around_a_sha_is_named_and_refused() {
+        let cases = [
+            (format!("{SHA}\n"), "a trailing newline (\\n)"),
+            (
+                format!("{SHA}\r\n"),
+                "a trailing Windows line ending (\\r\\n)",
+            ),
+            (format!("{SHA}\r"), "a trailing carriage return"),
+            (format!("{SHA} "), "comes with trailing whitespace"),
+            (format!(" {SHA}"), "leading whitespace"),
+            (
+                format!("\t{SHA}\n"),
+                "leading whitespace and trailing newline",
+            ),
+            (format!("{SHA}\n\n"), "trailing line breaks"),
+        ];
+        for (input, named) in cases {
+            let err = input.parse::<GitSha>().expect_err(&input).to_string();
+            assert!(err.contains(named), "{input:?}: {err}");
+            assert!(err.contains(&format!("`{SHA}`")), "{input:?}: {err}");
+            assert!(err.contains("strip it"), "{input:?}: {err}");
+            assert!(!err.contains(['\n', '\r']), "one line: {err:?}");
+        }
+        // Whitespace around something that is not a SHA: the usual reason.
+        let err = "latest\n"
+            .parse::<GitSha>()
+            .expect_err("latest")
+            .to_string();
+        assert!(err.contains("not a git SHA"), "{err}");
     }
 
     #[test]

@@ -21,13 +21,8 @@ pub fn up(state: &Path, port: u16) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("data"))?;
     if let Ok(binary) = which::which("docker-registry") {
         let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
-                dir.join("data").display()
-            ),
-        )?;
+        std::fs::write(&config, config_text(&dir.join("data"), port)?)
+            .with_context(|| format!("writing {}", config.display()))?;
         let log = std::fs::File::create(dir.join("registry.log"))?;
         // setsid: the registry outlives this command and the terminal it ran in.
         let (program, args): (&str, Vec<String>) = match which::which("setsid") {
@@ -65,14 +60,44 @@ pub fn up(state: &Path, port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// distribution's config, written as JSON: JSON is YAML 1.2 and
+/// distribution's YAML parser reads it, and serde quotes what YAML's plain
+/// scalars cannot hold (a state dir with `, ` or `: ` in its path).
+fn config_text(data: &Path, port: u16) -> anyhow::Result<String> {
+    let data = data.to_str().with_context(|| {
+        format!(
+            "the registry's storage path {} is not UTF-8",
+            data.display()
+        )
+    })?;
+    let config = serde_json::json!({
+        "version": "0.1",
+        "log": {"level": "warn"},
+        "storage": {
+            "filesystem": {"rootdirectory": data},
+            "delete": {"enabled": true},
+        },
+        "http": {"addr": format!("127.0.0.1:{port}")},
+    });
+    Ok(serde_json::to_string_pretty(&config)? + "\n")
+}
+
 pub fn down(state: &Path) -> anyhow::Result<()> {
-    let pid_file = state.join("registry").join("pid");
+    let dir = state.join("registry");
+    let pid_file = dir.join("pid");
     let mut stopped = false;
     if let Ok(pid) = std::fs::read_to_string(&pid_file) {
         let pid = pid.trim();
-        if pid.parse::<u32>().is_ok() {
-            let out = Cmd::new("kill").arg(pid).output()?;
-            stopped |= out.status.success();
+        match pid.parse::<u32>() {
+            Ok(n) if is_our_registry(n, &dir.join("config.yml")) => {
+                let out = Cmd::new("kill").arg(pid).output()?;
+                stopped |= out.status.success();
+            }
+            Ok(_) => eprintln!(
+                "pid {pid} in {} is not the registry `registry up` started (it exited and the pid may be reused): left alone, removing the stale pid file",
+                pid_file.display()
+            ),
+            Err(_) => eprintln!("{} does not hold a pid: removing it", pid_file.display()),
         }
         std::fs::remove_file(&pid_file)?;
     }
@@ -91,6 +116,26 @@ pub fn down(state: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Is `pid` `docker-registry serve <config>` (our config, this state dir)?
+/// Read from `/proc/<pid>/cmdline`, whose arguments are NUL-separated, so a
+/// path with spaces compares exactly.
+fn is_our_registry(pid: u32, config: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let argv: Vec<&[u8]> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let Some(config) = config.to_str() else {
+        return false;
+    };
+    matches!(
+        argv.as_slice(),
+        [program, b"serve", path] if program.ends_with(b"docker-registry") && *path == config.as_bytes()
+    )
+}
+
 pub fn answers(url: &str) -> bool {
     http::get(url, Duration::from_millis(500)).is_ok_and(|r| r.status == 200)
 }
@@ -104,4 +149,34 @@ fn wait_until_answers(url: &str, within: Duration) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("the registry did not answer on {url} within {within:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_quotes_a_path_yaml_would_split() {
+        let text = config_text(Path::new("/tmp/a, b: c/state dir/data"), 5123).expect("utf-8");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(
+            v["storage"]["filesystem"]["rootdirectory"],
+            "/tmp/a, b: c/state dir/data"
+        );
+        assert_eq!(v["http"]["addr"], "127.0.0.1:5123");
+        assert_eq!(v["version"], "0.1");
+    }
+
+    #[test]
+    fn a_live_process_that_is_not_our_registry_is_not_ours() {
+        let mut sleep = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let ours = is_our_registry(sleep.id(), Path::new("/tmp/x/registry/config.yml"));
+        let _ = sleep.kill();
+        let _ = sleep.wait();
+        assert!(!ours);
+        assert!(!is_our_registry(4_194_999, Path::new("/tmp/x/config.yml")));
+    }
 }

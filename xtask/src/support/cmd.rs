@@ -2,15 +2,17 @@
 //! line a user can copy (`$ docker push …`), secrets masked; tests assert on
 //! its argv; `--dry-run` prints it instead of running it.
 //!
+//! Running it is `duct`'s job (spawning, stdin, capture, exit status); what
+//! is ours is the value, its printed form, the one-line failure message, and
+//! `tee` (streamed to our stderr and captured at once).
+//!
 //! All of a command's output goes to stderr, so stdout carries only the
 //! task's result (the JSON record with `--json`).
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 
 use anyhow::{Context, bail};
 
@@ -39,15 +41,51 @@ pub struct Output {
 }
 
 impl Output {
-    /// The last non-empty line of stderr (else stdout): what a tool says when it fails.
+    /// What a tool says when it fails: from stderr (else stdout), the last
+    /// line that reads as an error (`docker: Error response from daemon: …`,
+    /// `error: …`, `fatal: …`), else the last line that is not boilerplate
+    /// (`Run 'docker run --help' for more information`, `Usage: …`). After a
+    /// `Caused by:` chain (cargo, anyhow) the last line is the root cause.
     pub fn last_words(&self) -> &str {
-        [&self.stderr, &self.stdout]
-            .into_iter()
-            .flat_map(|s| s.lines().rev())
-            .map(str::trim)
-            .find(|l| !l.is_empty())
+        last_words(&self.stderr)
+            .or_else(|| last_words(&self.stdout))
             .unwrap_or("(no output)")
     }
+}
+
+fn last_words(text: &str) -> Option<&str> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_boilerplate(l))
+        .collect();
+    if lines.contains(&"Caused by:") {
+        return lines.last().copied();
+    }
+    lines
+        .iter()
+        .rev()
+        .find(|l| reads_as_error(l))
+        .or_else(|| lines.last())
+        .copied()
+}
+
+/// Lines a CLI adds after its real error: docker's `Run 'docker run --help'
+/// for more information` (older clients: `See 'docker run --help'.`) and
+/// the usage synopsis.
+fn is_boilerplate(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    (lower.starts_with("run '") && lower.contains("--help' for more information"))
+        || (lower.starts_with("see '") && lower.contains("--help'"))
+        || lower.starts_with("usage:")
+}
+
+fn reads_as_error(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    ["error:", "docker: error", "fatal:"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        || lower.contains("error response from daemon")
 }
 
 impl Cmd {
@@ -114,15 +152,23 @@ impl Cmd {
         self.args.iter().map(|a| a.value.as_str()).collect()
     }
 
-    fn to_std(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(self.args.iter().map(|a| OsString::from(&a.value)));
-        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
-        if let Some(dir) = &self.dir {
-            cmd.current_dir(dir);
+    /// The duct expression: program, args, env, dir and stdin (the secret
+    /// and a newline, else nothing). Exit status is ours to judge.
+    fn expression(&self) -> duct::Expression {
+        let mut expr = duct::cmd(&self.program, self.args.iter().map(|a| &a.value));
+        for (k, v) in &self.envs {
+            expr = expr.env(k, v);
         }
-        cmd.stdin(Stdio::null());
-        cmd
+        if let Some(dir) = &self.dir {
+            expr = expr.dir(dir);
+        }
+        expr = match &self.stdin {
+            // A child that exits without reading is judged by its status
+            // (duct ignores the broken pipe).
+            Some(input) => expr.stdin_bytes(format!("{input}\n")),
+            None => expr.stdin_null(),
+        };
+        expr.unchecked()
     }
 
     fn echo(&self) {
@@ -141,16 +187,17 @@ impl Cmd {
     }
 
     /// Run with output streamed live to stderr; fail on a non-zero exit.
+    /// (The child writes to our stderr itself, so a terminal stays a
+    /// terminal: cargo's colours and progress bar survive.)
     pub fn run(&self) -> anyhow::Result<()> {
         self.echo();
-        let status = self
-            .to_std()
-            .stdout(stderr_stdio()?)
-            .stderr(stderr_stdio()?)
-            .status()
+        let out = self
+            .expression()
+            .stdout_to_stderr()
+            .run()
             .map_err(|e| self.spawn_error(e))?;
-        if !status.success() {
-            bail!("`{self}` failed ({})", describe(status));
+        if !out.status.success() {
+            bail!("`{self}` failed ({})", describe(out.status));
         }
         Ok(())
     }
@@ -158,25 +205,12 @@ impl Cmd {
     /// Run and capture both streams; a non-zero exit is the caller's to judge.
     pub fn output(&self) -> anyhow::Result<Output> {
         self.echo();
-        let out = match &self.stdin {
-            None => self.to_std().output().map_err(|e| self.spawn_error(e))?,
-            Some(input) => {
-                let mut child = self
-                    .to_std()
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| self.spawn_error(e))?;
-                if let Some(mut stdin) = child.stdin.take() {
-                    // A child that exits without reading is judged by its status.
-                    let _ = writeln!(stdin, "{input}");
-                }
-                child
-                    .wait_with_output()
-                    .with_context(|| format!("waiting for `{self}`"))?
-            }
-        };
+        let out = self
+            .expression()
+            .stdout_capture()
+            .stderr_capture()
+            .run()
+            .map_err(|e| self.spawn_error(e))?;
         Ok(Output {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -185,7 +219,7 @@ impl Cmd {
     }
 
     /// Run a read-only query and return its trimmed stdout; fail on non-zero
-    /// exit with the tool's own last words.
+    /// exit with the tool's own words (see [`Output::last_words`]).
     pub fn read(&self) -> anyhow::Result<String> {
         let out = self.output()?;
         if !out.status.success() {
@@ -199,48 +233,53 @@ impl Cmd {
     }
 
     /// Run with stdout and stderr streamed live to our stderr while also
-    /// capturing them (e.g. `docker push`, whose digest line we need).
+    /// capturing each (e.g. `docker push`, whose digest line we need).
     pub fn tee(&self) -> anyhow::Result<Output> {
         self.echo();
-        let mut child = self
-            .to_std()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let (out_r, out_w) = io::pipe().context("creating a pipe")?;
+        let (err_r, err_w) = io::pipe().context("creating a pipe")?;
+        // The expression owns the write ends: it must be gone once the child
+        // has started, or the readers never see end-of-file.
+        let handle = self
+            .expression()
+            .stdout_file(out_w)
+            .stderr_file(err_w)
+            .start()
             .map_err(|e| self.spawn_error(e))?;
-        let out = child.stdout.take().context("child stdout")?;
-        let err = child.stderr.take().context("child stderr")?;
-        let err_thread = std::thread::spawn(move || copy_lines(BufReader::new(err)));
-        let stdout = copy_lines(BufReader::new(out));
+        let err_thread = std::thread::spawn(move || copy_lines(BufReader::new(err_r)));
+        let stdout = copy_lines(BufReader::new(out_r));
         let stderr = err_thread.join().unwrap_or_default();
-        let status = child
-            .wait()
+        let out = handle
+            .into_output()
             .with_context(|| format!("waiting for `{self}`"))?;
         Ok(Output {
-            status,
+            status: out.status,
             stdout,
             stderr,
         })
     }
 }
 
-fn copy_lines(reader: impl BufRead) -> String {
+/// Each line to our stderr (indented) as it comes, and all of it captured.
+/// Bytes that are not UTF-8 are replaced, never a reason to stop reading.
+fn copy_lines(mut reader: impl BufRead) -> String {
     let mut all = String::new();
     let mut sink = io::stderr();
-    for line in reader.lines().map_while(Result::ok) {
-        let _ = writeln!(sink, "  {line}");
-        all.push_str(&line);
-        all.push('\n');
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']);
+                let _ = writeln!(sink, "  {text}");
+                all.push_str(text);
+                all.push('\n');
+            }
+        }
     }
     all
-}
-
-fn stderr_stdio() -> anyhow::Result<Stdio> {
-    let fd = io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("duplicating stderr")?;
-    Ok(Stdio::from(fd))
 }
 
 pub fn describe(status: ExitStatus) -> String {
@@ -346,5 +385,114 @@ mod tests {
             .expect("runs");
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr, "err\n");
+    }
+
+    fn failed(stderr: &str) -> Output {
+        let status = std::process::Command::new("false")
+            .status()
+            .expect("`false` runs");
+        Output {
+            status,
+            stdout: String::new(),
+            stderr: stderr.to_owned(),
+        }
+    }
+
+    #[test]
+    fn last_words_skip_dockers_boilerplate_for_its_error_line() {
+        // docker 28's own output shapes (captured on this machine), and an
+        // older client's `See '… --help'.`.
+        let cases = [
+            (
+                "docker: Error response from daemon: No such image: nonexistent-image-xyz:1\n\nRun 'docker run --help' for more information\n",
+                "docker: Error response from daemon: No such image: nonexistent-image-xyz:1",
+            ),
+            (
+                "docker: Error response from daemon: driver failed programming external connectivity on endpoint api: Bind for 127.0.0.1:18080 failed: port is already allocated.\nSee 'docker run --help'.\n",
+                "docker: Error response from daemon: driver failed programming external connectivity on endpoint api: Bind for 127.0.0.1:18080 failed: port is already allocated.",
+            ),
+            (
+                "unknown flag: --badflag\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information\n",
+                "unknown flag: --badflag",
+            ),
+            (
+                "Error response from daemon: No such container: nosuch-xyz\n",
+                "Error response from daemon: No such container: nosuch-xyz",
+            ),
+            (
+                "Pulling fs layer\nerror: listen tcp 127.0.0.1:5000: bind: address already in use\nexiting\n",
+                "error: listen tcp 127.0.0.1:5000: bind: address already in use",
+            ),
+            (
+                "error: failed to load manifest for workspace member `/tmp/w/api`\nreferenced by workspace at `/tmp/w/Cargo.toml`\n\nCaused by:\n  failed to parse manifest at `/tmp/w/api/Cargo.toml`\n\nCaused by:\n  `workspace.package.version` was not defined\n",
+                "`workspace.package.version` was not defined",
+            ),
+            (
+                "The push refers to repository [127.0.0.1:1/x/y]\nfailed to configure transport: error pinging v2 registry: Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused\n",
+                "failed to configure transport: error pinging v2 registry: Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused",
+            ),
+        ];
+        for (stderr, expected) in cases {
+            assert_eq!(failed(stderr).last_words(), expected, "{stderr}");
+        }
+        assert_eq!(failed("").last_words(), "(no output)");
+        assert_eq!(
+            failed("Run 'docker run --help' for more information\n").last_words(),
+            "(no output)",
+            "boilerplate alone says nothing"
+        );
+    }
+
+    /// The real docker CLI and engine: an image that is not here
+    /// (`--pull=never`, so nothing is fetched) fails at once, and the
+    /// one-line error carries docker's reason, not its `--help` hint.
+    #[test]
+    fn a_failed_docker_run_names_dockers_reason() {
+        let err = Cmd::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "--pull=never",
+                "xtask-test/surely-absent:0123456789ab",
+            ])
+            .read()
+            .expect_err("no such image")
+            .to_string();
+        assert!(
+            err.contains("exit 125") && err.contains("No such image"),
+            "{err}"
+        );
+        assert!(!err.contains("--help"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn tee_keeps_lines_that_are_not_utf8_and_a_last_line_without_newline() {
+        let out = Cmd::new("sh")
+            .args(["-c", r"printf 'caf\351\n'; printf 'no newline' >&2; exit 4"])
+            .tee()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(4));
+        assert_eq!(out.stdout, "caf\u{fffd}\n");
+        assert_eq!(out.stderr, "no newline\n");
+    }
+
+    #[test]
+    fn run_fails_with_the_exit_code_and_env_and_dir_reach_the_child() {
+        let dir = std::env::temp_dir();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo \"$XT_PROBE $(pwd)\""])
+            .env("XT_PROBE", "seen")
+            .dir(&dir)
+            .read()
+            .expect("runs");
+        let pwd = dir.canonicalize().expect("temp dir");
+        assert_eq!(out, format!("seen {}", pwd.display()));
+        let err = Cmd::new("sh")
+            .args(["-c", "exit 7"])
+            .run()
+            .expect_err("fails")
+            .to_string();
+        assert!(err.contains("exit 7"), "{err}");
     }
 }

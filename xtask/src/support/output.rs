@@ -39,19 +39,22 @@ pub fn write_file(path: &Path, record: &impl serde::Serialize) -> anyhow::Result
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The record as one line on stdout.
+/// The record as one line on stdout (see [`print_text`] for a closed pipe).
 pub fn print_line(record: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, record)?;
-    writeln!(out)?;
-    Ok(())
+    print_text(serde_json::to_string(record)?)
 }
 
-/// Text for the user on stdout (a line, or a few).
-pub fn print_text(text: &str) -> anyhow::Result<()> {
+/// A line on stdout. A reader that went away (`cargo xtask history | head -1`)
+/// is not an error: Rust ignores SIGPIPE, so the write fails with EPIPE
+/// (where `println!` would panic); the task goes on and exits 0, its output
+/// simply unread.
+pub fn print_text(line: impl std::fmt::Display) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
-    Ok(())
+    let written = writeln!(out, "{line}").and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
 }
 
 /// GitHub step outputs (`$GITHUB_OUTPUT`) and job summary (`$GITHUB_STEP_SUMMARY`), when set.

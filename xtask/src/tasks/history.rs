@@ -19,11 +19,11 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     let ledger = Ledger::open(project, args.env);
     let releases = ledger.read_reporting()?;
     if releases.is_empty() && !args.json {
-        println!(
+        output::print_text(format_args!(
             "no releases of {} yet ({})",
             args.env,
             ledger.path().display()
-        );
+        ))?;
     }
     for r in releases.iter().rev() {
         if args.json {
@@ -37,7 +37,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 ),
                 (_, None) => "rollback".to_owned(),
             };
-            println!(
+            output::print_text(format_args!(
                 "{}  {:<31} {:<12} {:<11} {}  {}",
                 r.at,
                 kind,
@@ -45,7 +45,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 r.status,
                 r.target,
                 r.initiated_by
-            );
+            ))?;
         }
     }
     Ok(())

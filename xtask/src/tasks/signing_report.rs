@@ -67,7 +67,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     if args.json {
         output::print_line(&report)?;
     } else {
-        println!(
+        output::print_text(format_args!(
             "{}: {} of the last {} releases signature-verified ({:.1}%); escalate to --require-signature: {}",
             args.env,
             report.verified,
@@ -78,7 +78,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             } else {
                 "no (needs more than 90% of a full window of 30)"
             }
-        );
+        ))?;
     }
     Ok(())
 }

@@ -79,7 +79,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         output::print_line(&status)?;
     } else {
         match &running.image_sha {
-            Some(sha) => output::print_text(&format!(
+            Some(sha) => output::print_text(format!(
                 "{env} on {}: {sha}\n  image   {}\n  url     {}\n  health  {}\n  reports {}",
                 target.kind(),
                 running.image_ref.as_deref().unwrap_or("-"),
@@ -87,7 +87,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 if healthy { "ok" } else { "NOT OK" },
                 reported_sha.as_ref().map_or("-", GitSha::as_str),
             ))?,
-            None => output::print_text(&format!("{env} on {}: nothing deployed", target.kind()))?,
+            None => output::print_text(format!("{env} on {}: nothing deployed", target.kind()))?,
         }
     }
     if let Some(l) = latest.filter(|l| l.status == Status::Running) {

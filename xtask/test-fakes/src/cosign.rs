@@ -52,8 +52,8 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 use test_fakes::cli::{self, FlagSpec, Parsed};
+use test_fakes::go_regexp::{self, Regex};
 use test_fakes::image_ref::ImageRef;
-use test_fakes::regex::Regex;
 use test_fakes::state;
 
 const STATE_ENV: &str = "FAKE_COSIGN_STATE";
@@ -350,7 +350,9 @@ fn trust_from(parsed: &Parsed) -> Result<Trust, Failure> {
     }
     let text = |f: &str| parsed.last(f).filter(|v| !v.is_empty()).map(str::to_string);
     let re = |f: &str| -> Result<Option<Regex>, Failure> {
-        text(f).map(|p| Regex::new(&p).map_err(fail)).transpose()
+        text(f)
+            .map(|p| go_regexp::compile(&p).map_err(fail))
+            .transpose()
     };
     let identity = Identity {
         subject: text("certificate-identity"),

@@ -5,8 +5,8 @@
 //! and keep their state in a directory named by an environment variable.
 
 pub mod cli;
+pub mod go_regexp;
 pub mod image_ref;
 pub mod keys;
-pub mod regex;
 pub mod sdl;
 pub mod state;

@@ -235,6 +235,31 @@ fn cosign_keyless_identity_and_flag_rules() {
         "https://token.actions.githubusercontent.com"
     );
 
+    // cosign's MatchString is unanchored: a fragment matches, an anchor
+    // at the wrong end does not, a malformed pattern is refused.
+    let regexp = |pattern: &str| {
+        c.run(
+            &[
+                "verify",
+                "--certificate-identity-regexp",
+                pattern,
+                "--certificate-oidc-issuer-regexp",
+                r"githubusercontent\.com$",
+                &img,
+            ],
+            &[],
+        )
+    };
+    assert_eq!(code(&regexp(r"example/shipyard/")), 0);
+    assert_eq!(code(&regexp(r"^example/shipyard/")), 12);
+    let malformed = regexp("(");
+    assert_eq!(code(&malformed), 1);
+    assert!(
+        text(&malformed.stderr).contains("error parsing regexp"),
+        "{}",
+        text(&malformed.stderr)
+    );
+
     let wrong = c.run(
         &[
             "verify",

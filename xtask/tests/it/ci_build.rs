@@ -379,6 +379,47 @@ fn dry_run_prints_the_clean_build_and_changes_nothing() {
     );
 }
 
+/// The image's VERSION and SOURCE labels are what cargo says of the api
+/// package, so inheriting them from the workspace works.
+#[test]
+fn version_and_source_come_from_cargo_with_workspace_inheritance() {
+    let registry = Registry::start();
+    let project = Project::new();
+    let root_manifest =
+        std::fs::read_to_string(project.root().join("Cargo.toml")).expect("read Cargo.toml");
+    project.write(
+        "Cargo.toml",
+        &root_manifest.replace(
+            "[workspace.package]\n",
+            "[workspace.package]\nversion = \"4.5.6-beta.2\"\n",
+        ),
+    );
+    let api_manifest =
+        std::fs::read_to_string(project.root().join("api/Cargo.toml")).expect("read api");
+    let inherited = api_manifest.replacen("version = \"0.1.0\"", "version.workspace = true", 1);
+    assert_ne!(inherited, api_manifest, "api/Cargo.toml had a version line");
+    project.write("api/Cargo.toml", &inherited);
+    project.git(&["commit", "-q", "-am", "inherit the version"]);
+    let run = project.xtask(&args(
+        &["ci-build", "--dry-run"],
+        &repo_flags(|p| registry.repo(p)),
+    ));
+    run.expect_success();
+    let build_line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("(dry run) $ docker build"))
+        .unwrap_or_else(|| panic!("no docker build line:\n{}", run.stderr));
+    assert!(
+        build_line.contains("--build-arg VERSION=4.5.6-beta.2"),
+        "{build_line}"
+    );
+    assert!(
+        build_line.contains("--build-arg SOURCE=https://github.com/example/shipyard"),
+        "{build_line}"
+    );
+}
+
 #[test]
 fn dry_run_of_an_already_pushed_commit_records_nothing() {
     let build = main_build();

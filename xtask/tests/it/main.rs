@@ -8,6 +8,7 @@ mod support;
 
 mod akash;
 mod ci_build;
+mod cli;
 mod deploy;
 mod lints;
 mod manifests;

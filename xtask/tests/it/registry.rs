@@ -7,7 +7,9 @@ use crate::support::*;
 #[test]
 fn registry_up_serves_the_v2_api_and_down_stops_it() {
     let dir = TempDir::new("registry-up");
-    let state = dir.join("state");
+    // A state dir whose path YAML's plain scalars cannot hold: the config is
+    // written by serde (JSON, which distribution's YAML parser reads).
+    let state = dir.join("state a, b: c");
     let port = free_port().to_string();
     let xtask = |args: &[&str]| {
         Xtask::at(dir.path(), args)
@@ -29,7 +31,24 @@ fn registry_up_serves_the_v2_api_and_down_stops_it() {
         up.stderr
     );
     assert_eq!(http_get(&url).0, 200, "the registry answers /v2/");
-    assert!(state.join("registry/config.yml").exists());
+    let config = std::fs::read_to_string(state.join("registry/config.yml")).expect("config");
+    let config: serde_json::Value = serde_json::from_str(&config).expect("config is JSON");
+    assert_eq!(
+        config["storage"]["filesystem"]["rootdirectory"],
+        state.join("registry/data").display().to_string()
+    );
+    // The registry stores into that very folder (a YAML flow mapping would
+    // have cut the path at `, ` and stored into `state a`): starting an
+    // upload creates the repository under the storage root.
+    let upload = http_request(
+        "POST",
+        &format!("http://127.0.0.1:{port}/v2/probe/blobs/uploads/"),
+        &[("Content-Length", "0")],
+    )
+    .expect("POST an upload");
+    assert_eq!(upload.status, 202, "{upload:?}");
+    let repo = state.join("registry/data/docker/registry/v2/repositories/probe");
+    assert!(repo.is_dir(), "no {}", repo.display());
 
     let again = xtask(&["registry", "up", "--port", &port]);
     again.expect_success();
@@ -44,5 +63,38 @@ fn registry_up_serves_the_v2_api_and_down_stops_it() {
     assert!(
         gone.is_some(),
         "the registry still answers after `registry down`"
+    );
+}
+
+/// A pid file naming a live process that is not our registry (the registry
+/// died, the pid was reused): `registry down` leaves it alone.
+#[test]
+fn registry_down_kills_only_the_registry_it_started() {
+    let dir = TempDir::new("registry-down-stale");
+    let state = dir.join("state");
+    std::fs::create_dir_all(state.join("registry")).expect("dirs");
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    std::fs::write(state.join("registry/pid"), bystander.id().to_string()).expect("pid file");
+
+    let down = Xtask::at(dir.path(), &["registry", "down"])
+        .env("XTASK_STATE_DIR", &state)
+        .run();
+    let alive = bystander.try_wait().expect("try_wait").is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    down.expect_success();
+    assert!(alive, "registry down killed an unrelated process");
+    assert!(
+        down.stderr
+            .contains("is not the registry `registry up` started"),
+        "{}",
+        down.stderr
+    );
+    assert!(
+        !state.join("registry/pid").exists(),
+        "the stale pid file is removed"
     );
 }
