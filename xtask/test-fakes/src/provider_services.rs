@@ -60,7 +60,9 @@
 //! default 2), `FAKE_AKASH_FAIL` (comma list of `send-manifest`,
 //! `deployment-update`, `lease-status`: force that step to fail),
 //! `FAKE_AKASH_FAIL_IMAGE` (send-manifest fails for an SDL whose text
-//! contains this), `FAKE_AKASH_DOCKER` (docker binary, default `docker`).
+//! contains this), `FAKE_AKASH_LEASE_FAIL_IMAGE` (lease-status fails once the
+//! lease's manifest contains this), `FAKE_AKASH_DOCKER` (docker binary,
+//! default `docker`).
 //! State: `calls.log` (one JSON argv array per call), `calls.env.log` (same
 //! line number: the AKASH_* env seen, secrets redacted), `chain.json`,
 //! `keyring.json`.

@@ -571,13 +571,34 @@ fn akash_a_refused_transaction_and_a_failing_lease_status_are_failures() {
     assert!(error.contains("could not ask the provider"), "{error}");
     assert!(run.code() != Some(0));
 
+    // lease-status failing before a release: what runs cannot be known, so
+    // nothing is sent (no transaction).
+    let (run, calls) = chain.during(|| {
+        chain
+            .deploy(&w.b.sha)
+            .env("FAKE_AKASH_FAIL", "lease-status")
+            .run()
+    });
+    let error = run.single_error();
+    assert!(
+        error.contains("could not ask the akash target what runs")
+            && error.contains("so nothing was touched"),
+        "{error}"
+    );
+    assert!(transactions(&calls).is_empty(), "{calls:?}");
+
+    // lease-status failing after the release: a verification failure, and
+    // the previous release is sent again.
     let run = chain
         .deploy(&w.b.sha)
-        .env("FAKE_AKASH_FAIL", "lease-status")
+        .env("FAKE_AKASH_LEASE_FAIL_IMAGE", &w.b.sha)
         .env("XTASK_AKASH_TX_TIMEOUT", "30")
         .run();
     let error = run.single_error();
-    assert!(error.contains("verification failed"), "{error}");
+    assert!(
+        error.contains("verification failed") && error.contains("rolled back automatically"),
+        "{error}"
+    );
 }
 
 /// Removes the containers the fake provider started for one state dir.

@@ -301,6 +301,15 @@ pub fn lease_status(dir: &Path, p: &Parsed) -> Result<(), String> {
     if manifest.get("provider").and_then(Value::as_str) != Some(provider.as_str()) {
         return Err("remote server returned 404: lease not found".into());
     }
+    // The provider stops answering once this manifest is in place: a
+    // lease-status that fails after a release, not before it.
+    if let Ok(needle) = std::env::var("FAKE_AKASH_LEASE_FAIL_IMAGE")
+        && manifest.to_string().contains(&needle)
+    {
+        return Err(format!(
+            "fake provider-services: forced failure for image {needle} (FAKE_AKASH_LEASE_FAIL_IMAGE)"
+        ));
+    }
     let mut services = serde_json::Map::new();
     for svc in manifest
         .get("services")
