@@ -269,7 +269,7 @@ pub fn send_manifest(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), Strin
     let services: Vec<Value> = sdl
         .services
         .iter()
-        .map(|s| json!({"name": s.name, "count": s.count, "ports": s.ports}))
+        .map(|s| json!({"name": s.name, "image": s.image, "count": s.count, "ports": s.ports}))
         .collect();
     chain["deployments"][dseq.to_string()]["manifest"] =
         json!({"version": sdl.version, "provider": provider, "services": services});
