@@ -166,7 +166,7 @@ pub fn after_push(p: &Pushed, steps: &mut Steps) -> anyhow::Result<(Signature, R
     ] {
         match &c.reason {
             None => eprintln!("{name}: verified for {}", p.image.by_digest()),
-            Some(reason) => eprintln!("{name}: unverified ({reason})"),
+            Some(reason) => eprintln!("{name}: unverified ({reason}); continuing (soft policy)"),
         }
     }
     if let (Some(reason), true) = (&checked.signature.reason, p.require_signature) {

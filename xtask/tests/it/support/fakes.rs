@@ -163,6 +163,25 @@ impl FakeCosign {
         );
     }
 
+    /// `cosign attest --yes --key <private> --tlog-upload=false --type <t>
+    /// --predicate <file> <image>`.
+    pub fn attest(&self, private: &Path, image: &str, kind: &str, predicate: &Path) {
+        let out = self
+            .command()
+            .args(["attest", "--yes", "--key"])
+            .arg(private)
+            .args(["--tlog-upload=false", "--type", kind, "--predicate"])
+            .arg(predicate)
+            .arg(image)
+            .output()
+            .expect("run the fake cosign");
+        assert!(
+            out.status.success(),
+            "fake cosign attest {image} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Every call's argv, in order (the fake's `calls.log`).
     pub fn calls(&self) -> Vec<Vec<String>> {
         std::fs::read_to_string(self.state.join("calls.log"))
