@@ -8,6 +8,7 @@ mod ledger;
 mod model;
 mod registry;
 mod release;
+mod supply;
 mod support;
 mod targets;
 mod tasks;

@@ -38,6 +38,9 @@ pub struct BuildRecord {
     pub pushed: bool,
     pub signature_status: SignatureStatus,
     pub signature_reason: Option<String>,
+    /// Signing, SBOM, provenance and their verification (crate::supply).
+    #[serde(flatten)]
+    pub supply: crate::supply::Record,
     pub build_duration_sec: f64,
     pub built_at: String,
 }
@@ -74,6 +77,9 @@ pub fn plan(project: &Project, repository: &Repository, head: &git::Head) -> any
             "-C target-feature=+crt-static",
         )
         .args([
+            // `cargo auditable build`: the binary carries its crate list,
+            // which syft reads into the SBOM (crate::supply::sbom).
+            "auditable",
             "build",
             "--release",
             "--locked",

@@ -86,6 +86,9 @@ pub struct Release {
     pub reason: Option<Reason>,
     pub signature_status: SignatureStatus,
     pub signature_reason: Option<String>,
+    /// The SBOM and provenance attestations' checks (absent in older lines).
+    #[serde(flatten)]
+    pub attestations: crate::verify::cosign::Attestations,
     pub initiated_by: String,
     pub deployment_ref: Option<String>,
     pub url: Option<String>,
@@ -261,6 +264,7 @@ mod tests {
             reason: None,
             signature_status: SignatureStatus::Unverified,
             signature_reason: Some("cosign not found".to_owned()),
+            attestations: Default::default(),
             initiated_by: "t".to_owned(),
             deployment_ref: None,
             url: None,

@@ -13,8 +13,8 @@ use crate::model::image::{ImageRef, full_tag};
 use crate::model::repository::RepositoryKind;
 use crate::model::sha::GitSha;
 use crate::registry;
+use crate::supply::policy::{self, Checked, Policy};
 use crate::support::project::ResolvedRepositories;
-use crate::verify::cosign::{self, Signature};
 
 /// The image for `sha` that `env` may run: looked up in the repositories the
 /// environment accepts, in order; a SHA found only in the staging repository
@@ -85,9 +85,19 @@ pub fn check_digest(
     }
 }
 
-/// Soft (or strict) signature check, exactly as in ci-build.
-pub fn signature(image: &ImageRef, require: bool) -> anyhow::Result<Signature> {
-    cosign::verify(image, require)
+/// The signature and both attestations, verified and held to the
+/// environment's policy (`deploy/release.json`; `--require-signature` makes
+/// the signature strict): a strict one unverified refuses the release here,
+/// before the target is touched.
+pub fn supply(
+    env: Environment,
+    image: &ImageRef,
+    policy: Policy,
+    require_signature: bool,
+) -> anyhow::Result<Checked> {
+    let checked = policy::check(image)?;
+    policy::enforce(env, image, policy, require_signature, &checked)?;
+    Ok(checked)
 }
 
 /// Read `metadata.json` from ci-build for its digest (and repository).

@@ -24,7 +24,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use checks::{check_digest, find_image, read_metadata, signature};
+pub use checks::{check_digest, find_image, read_metadata, supply};
 pub use finish::finish;
 
 use crate::ledger::{Ledger, Reason, RecordKind, Release, Status};
@@ -33,7 +33,7 @@ use crate::model::environment::Environment;
 use crate::model::image::ImageRef;
 use crate::targets::Target;
 use crate::verify::Probe;
-use crate::verify::cosign::Signature;
+use crate::verify::cosign::{Attestations, Signature};
 
 /// What a release runs against.
 pub struct Engine<'a> {
@@ -55,6 +55,8 @@ pub struct Request {
     /// `release <id>`): named when the config disagrees.
     pub recorded: Option<(String, Digest)>,
     pub signature: Signature,
+    /// The SBOM and provenance attestations' checks.
+    pub attestations: Attestations,
     /// A rollback re-applies the config frozen with the release it returns to.
     pub config: Option<PathBuf>,
     pub reason: Option<Reason>,

@@ -14,7 +14,7 @@ use crate::model::image::ImageRef;
 use crate::model::sha::GitSha;
 use crate::support::output;
 use crate::targets::{NothingChanged, Target};
-use crate::verify::cosign::SignatureStatus;
+use crate::verify::cosign::{Attestations, SignatureStatus};
 
 /// Why a release failed, and whether the target was changed at all.
 pub enum Failure {
@@ -78,6 +78,7 @@ impl Run {
                 reason: req.reason,
                 signature_status: req.signature.status,
                 signature_reason: req.signature.reason.clone(),
+                attestations: req.attestations.clone(),
                 initiated_by: req.initiated_by.clone(),
                 deployment_ref: None,
                 url: None,
@@ -198,13 +199,18 @@ impl Run {
     /// The automatic rollback that `restore` performed, as its own record.
     pub fn auto_rollback(&self, restored: Restored, eng: &Engine) -> anyhow::Result<Release> {
         let started = Instant::now();
-        let (signature_status, signature_reason) = match &restored.record {
-            Some(p) => (p.signature_status, p.signature_reason.clone()),
+        let (signature_status, signature_reason, attestations) = match &restored.record {
+            Some(p) => (
+                p.signature_status,
+                p.signature_reason.clone(),
+                p.attestations.clone(),
+            ),
             None => (
                 SignatureStatus::Unverified,
                 Some(
                     "not checked: restored as found on the target, not from this ledger".to_owned(),
                 ),
+                Attestations::default(),
             ),
         };
         let verified = restored.verified.health && restored.verified.sha;
@@ -226,6 +232,7 @@ impl Run {
             }),
             signature_status,
             signature_reason,
+            attestations,
             deployment_ref: restored.applied.as_ref().map(|a| a.deployment_ref.clone()),
             url: restored.applied.map(|a| a.url),
             config: restored.config,

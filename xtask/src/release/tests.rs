@@ -260,6 +260,7 @@ impl World {
                 status: SignatureStatus::Unverified,
                 reason: Some("cosign not found".to_owned()),
             },
+            attestations: Default::default(),
             config: None,
             reason: (kind == RecordKind::Rollback).then_some(Reason::Manual),
             verify_timeout: Duration::from_secs(1),

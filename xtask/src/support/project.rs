@@ -115,6 +115,9 @@ pub struct EnvironmentConfig {
     pub namespace: Option<String>,
     /// Kubernetes: the URL that reaches the Service for verification.
     pub url: Option<String>,
+    /// `signature`, `sbom`, `provenance`: each `soft` (default) or `strict`.
+    #[serde(default)]
+    pub policy: crate::supply::policy::Policy,
 }
 
 impl ReleaseConfig {

@@ -7,11 +7,11 @@ use std::time::Instant;
 use crate::build::{self, BuildRecord, git};
 use crate::model::image::ImageRef;
 use crate::registry;
+use crate::supply;
 use crate::support::docker;
 use crate::support::output;
 use crate::support::project::{LOCAL_REGISTRY, Project, RepositoryArgs};
 use crate::support::step::Steps;
-use crate::verify::cosign;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,6 +36,7 @@ pub struct Args {
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     let started = Instant::now();
+    let started_at = output::now_rfc3339();
     let mut steps = Steps::new();
     let head = steps.run("read git HEAD", || git::clean_head(&project.root))?;
     let repos = args.repos.resolve(project)?;
@@ -80,6 +81,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             if args.dry_run {
                 return dry_run(&plan, args.json);
             }
+            // supply chain (issue 10): the compile is `cargo auditable build`.
+            supply::tools::require_cargo_auditable()?;
             (
                 build::build_and_push(&plan, &repository, &head.sha, &mut steps)?,
                 true,
@@ -92,9 +95,20 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         sha: head.sha.clone(),
         digest,
     };
-    let signature = steps.run("verify signature", || {
-        cosign::verify(&image, args.require_signature)
-    })?;
+    // ── supply chain (issue 10): after the push and read-back, sign the
+    // digest, SBOM (syft on the pushed image), attest SBOM and provenance,
+    // then verify all three (crate::supply). Only for a fresh push.
+    let (signature, supply) = supply::after_push(
+        &supply::Pushed {
+            project,
+            image: &image,
+            branch: head.branch.as_deref(),
+            built: pushed.then_some(plan.binary.as_path()),
+            started_on: started_at,
+            require_signature: args.require_signature,
+        },
+        &mut steps,
+    )?;
     let build = BuildRecord {
         record: "build".to_owned(),
         short_sha: head.sha.short().to_owned(),
@@ -107,6 +121,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         pushed,
         signature_status: signature.status,
         signature_reason: signature.reason,
+        supply,
         build_duration_sec: output::seconds(started.elapsed()),
         built_at: output::now_rfc3339(),
     };

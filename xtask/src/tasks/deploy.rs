@@ -74,7 +74,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     if let Some((source, digest)) = &recorded {
         release::check_digest(&image, Some(digest), source)?;
     }
-    let Some((signature, _lock)) = c.last_checks(&*target, &image, project)? else {
+    let Some((checked, _lock)) = c.last_checks(&*target, &image, project)? else {
         return Ok(());
     };
     let ledger = Ledger::open(project, c.env);
@@ -90,7 +90,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             env: c.env,
             image,
             recorded,
-            signature,
+            attestations: checked.attestations(),
+            signature: checked.signature,
             config: None,
             reason: None,
             verify_timeout: c.verify_timeout(),

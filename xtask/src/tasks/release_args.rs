@@ -8,10 +8,11 @@ use crate::ledger::{self, Ledger};
 use crate::model::environment::Environment;
 use crate::model::image::ImageRef;
 use crate::release::{self, Engine};
+use crate::supply::policy::Checked;
 use crate::support::interrupt;
 use crate::support::project::{Project, RepositoryArgs};
 use crate::targets::{self, Target, TargetKind};
-use crate::verify::{self, cosign::Signature};
+use crate::verify;
 
 /// The longest `--verify-timeout` accepted: an hour. A bigger number is a
 /// typo, and bounding it here keeps every deadline computed from it sane.
@@ -31,7 +32,7 @@ pub struct ReleaseArgs {
     #[arg(long, value_name = "SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=MAX_VERIFY_SECS))]
     pub verify_timeout: u64,
-    /// Fail unless cosign verifies the image (default: soft, record `unverified`)
+    /// Fail unless cosign verifies the image's signature (default: the environment's policy in deploy/release.json, soft unless set)
     #[arg(long)]
     pub require_signature: bool,
     /// Break the environment's lock when its holder is gone, or held on another host (never a live one on this host)
@@ -55,7 +56,8 @@ impl ReleaseArgs {
     }
 
     /// The last checks before the target is touched, in the order every
-    /// release keeps: signature (soft or strict), the target's own settings,
+    /// release keeps: signature and attestations (soft or strict, per the
+    /// environment's policy), the target's own settings,
     /// then (unless `--dry-run`, which prints the plan and stops) Ctrl-C
     /// handling and the environment's lock, held until the release ends.
     pub fn last_checks(
@@ -63,8 +65,9 @@ impl ReleaseArgs {
         target: &dyn Target,
         image: &ImageRef,
         project: &Project,
-    ) -> anyhow::Result<Option<(Signature, Lock)>> {
-        let signature = release::signature(image, self.require_signature)?;
+    ) -> anyhow::Result<Option<(Checked, Lock)>> {
+        let policy = project.release_config()?.environment(self.env).policy;
+        let checked = release::supply(self.env, image, policy, self.require_signature)?;
         target.preflight()?;
         if self.dry_run {
             self.dry_run(target, image, project)?;
@@ -72,7 +75,7 @@ impl ReleaseArgs {
         }
         interrupt::install()?;
         let lock = Lock::acquire(&project.state_dir(), self.env, self.force_unlock)?;
-        Ok(Some((signature, lock)))
+        Ok(Some((checked, lock)))
     }
 
     /// Everything a release runs against, for real.

@@ -116,7 +116,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             ),
         }
     }
-    let Some((signature, _lock)) = c.last_checks(&*target, &image, project)? else {
+    let Some((checked, _lock)) = c.last_checks(&*target, &image, project)? else {
         return Ok(());
     };
     eprintln!("rolling {} back to {}", c.env, image.pinned());
@@ -128,7 +128,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             recorded: recorded
                 .as_ref()
                 .map(|r| (format!("release {}", r.id), r.image_digest.clone())),
-            signature,
+            attestations: checked.attestations(),
+            signature: checked.signature,
             config: recorded.and_then(|r| r.config),
             reason: Some(Reason::Manual),
             verify_timeout: c.verify_timeout(),

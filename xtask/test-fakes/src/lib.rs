@@ -5,8 +5,10 @@
 //! and keep their state in a directory named by an environment variable.
 
 pub mod cli;
+pub mod cosign_oci;
 pub mod go_regexp;
 pub mod image_ref;
 pub mod keys;
+pub mod registry;
 pub mod sdl;
 pub mod state;

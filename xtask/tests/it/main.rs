@@ -13,5 +13,6 @@ mod deploy;
 mod lints;
 mod manifests;
 mod registry;
+mod supply;
 mod truth;
 mod workflows;

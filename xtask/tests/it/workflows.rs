@@ -411,8 +411,9 @@ fn deploy_and_rollback_queue_per_environment_and_never_cancel() {
 }
 
 #[test]
-fn only_the_build_job_can_push_and_nothing_mints_oidc_tokens() {
+fn only_the_build_job_can_push_or_mint_oidc_tokens() {
     let mut pushers = Vec::new();
+    let mut signers = Vec::new();
     for file in workflow_files() {
         let name = file
             .file_name()
@@ -427,14 +428,14 @@ fn only_the_build_job_can_push_and_nothing_mints_oidc_tokens() {
             if writes.iter().any(|w| w == "packages: write") {
                 pushers.push(format!("{name}:{id}"));
             }
-            // No keyless signing step exists; add `id-token: write` with it.
-            assert!(
-                !writes.iter().any(|w| w == "id-token: write"),
-                "{name}: jobs.{id} asks for id-token: write without a signing step"
-            );
+            // Keyless signing in ci-build is the one use of an OIDC token.
+            if writes.iter().any(|w| w == "id-token: write") {
+                signers.push(format!("{name}:{id}"));
+            }
         }
     }
     assert_eq!(pushers, ["api-build.yml:build"]);
+    assert_eq!(signers, ["api-build.yml:build"]);
 }
 
 #[test]

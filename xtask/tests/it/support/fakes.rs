@@ -83,15 +83,20 @@ fn newest_mtime(dir: &Path) -> SystemTime {
 }
 
 /// The fake `cosign` with its own state dir and a bin dir to prepend to a
-/// child's PATH ([`super::Xtask::fake_cosign`] does both).
+/// child's PATH ([`super::Xtask::fake_cosign`] does both). It keeps its
+/// signatures and attestations in the registry itself, in cosign's layout.
 ///
-/// Keys are plain files: a signature made with `--key <d>/<name>.key`
-/// verifies with `--key <d>/<name>.pub` (the fake's pairing rule).
+/// Keys are real ECDSA P-256 pairs from the fake's `generate-key-pair`:
+/// `<name>.key` (the fake's own password-protected format) and `<name>.pub`
+/// (a PKIX PEM public key, as real cosign writes).
 pub struct FakeCosign {
     state: TempDir,
     bin: TempDir,
     keys: TempDir,
 }
+
+/// The password every test key pair is made with.
+pub const KEY_PASSWORD: &str = "test-password-not-a-secret";
 
 impl FakeCosign {
     pub fn new() -> FakeCosign {
@@ -113,28 +118,66 @@ impl FakeCosign {
         self.state.path()
     }
 
-    /// Write a key pair `<name>.key` / `<name>.pub`; returns (private, public).
-    pub fn key_pair(&self, name: &str) -> (PathBuf, PathBuf) {
-        let private = self.keys.join(format!("{name}.key"));
-        let public = self.keys.join(format!("{name}.pub"));
-        std::fs::write(&private, format!("fake private key {name}\n")).expect("write key");
-        std::fs::write(&public, format!("fake public key {name}\n")).expect("write pub");
-        (private, public)
+    fn command(&self) -> Command {
+        let mut c = Command::new(self.bin.join("cosign"));
+        c.env("FAKE_COSIGN_STATE", self.state.path())
+            .env("COSIGN_PASSWORD", KEY_PASSWORD)
+            .env_remove("FAKE_COSIGN_EXIT")
+            .env_remove("FAKE_COSIGN_VERSION")
+            .stdin(std::process::Stdio::null());
+        c
     }
 
-    /// `cosign sign --key <private> <image>` (image pinned: `repo@sha256:…`).
+    /// `cosign generate-key-pair` (password [`KEY_PASSWORD`]); returns
+    /// (private, public).
+    pub fn key_pair(&self, name: &str) -> (PathBuf, PathBuf) {
+        let prefix = self.keys.join(name);
+        let out = self
+            .command()
+            .args(["generate-key-pair", "--output-key-prefix"])
+            .arg(&prefix)
+            .output()
+            .expect("run the fake cosign");
+        assert!(
+            out.status.success(),
+            "fake cosign generate-key-pair failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (prefix.with_extension("key"), prefix.with_extension("pub"))
+    }
+
+    /// `cosign sign --yes --key <private> --tlog-upload=false <image>`
+    /// (image pinned: `repo@sha256:…`): the signature lands in the registry.
     pub fn sign(&self, private: &Path, image: &str) {
-        let out = Command::new(self.bin.join("cosign"))
-            .arg("sign")
-            .arg("--key")
+        let out = self
+            .command()
+            .args(["sign", "--yes", "--key"])
             .arg(private)
-            .arg(image)
-            .env("FAKE_COSIGN_STATE", self.state.path())
+            .args(["--tlog-upload=false", image])
             .output()
             .expect("run the fake cosign");
         assert!(
             out.status.success(),
             "fake cosign sign {image} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `cosign attest --yes --key <private> --tlog-upload=false --type <t>
+    /// --predicate <file> <image>`.
+    pub fn attest(&self, private: &Path, image: &str, kind: &str, predicate: &Path) {
+        let out = self
+            .command()
+            .args(["attest", "--yes", "--key"])
+            .arg(private)
+            .args(["--tlog-upload=false", "--type", kind, "--predicate"])
+            .arg(predicate)
+            .arg(image)
+            .output()
+            .expect("run the fake cosign");
+        assert!(
+            out.status.success(),
+            "fake cosign attest {image} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -37,7 +37,7 @@ mod registry;
 mod tools;
 
 pub use docker::{DockerGuard, docker, docker_build_tiny, docker_ok};
-pub use fakes::{FakeCosign, fake_bin};
+pub use fakes::{FakeCosign, KEY_PASSWORD, fake_bin};
 pub use http::{HttpResponse, http_get, http_request};
 pub use process::{TempDir, at_exit, bin_dir, free_port, path_without, poll_until, tools_only};
 pub use project::{Project, Run, Xtask, shared_target_dir, workspace_root};

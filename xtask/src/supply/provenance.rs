@@ -1,0 +1,102 @@
+//! A SLSA v1 provenance predicate (slsa.dev/spec/v1.0/provenance) for the
+//! pushed image, attested with `cosign attest --type slsaprovenance1`:
+//! - builder id: the workflow that built it (`GITHUB_WORKFLOW_REF`), or
+//!   `cargo xtask ci-build` on a named host outside CI;
+//! - external parameters: repository, ref, sha;
+//! - resolved dependencies: the commit, `Cargo.lock`, the toolchain
+//!   (`rustc --version`), `deploy/Dockerfile` and the api binary, by sha256;
+//! - invocation id: `GITHUB_RUN_ID` (and attempt).
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::model::image::ImageRef;
+use crate::support::cmd::Cmd;
+use crate::support::project::Project;
+
+pub const BUILD_TYPE: &str = "https://github.com/example/shipyard/docs/distribution.md#provenance";
+
+pub struct Inputs<'a> {
+    pub image: &'a ImageRef,
+    pub branch: Option<&'a str>,
+    pub binary: &'a Path,
+    pub started_on: &'a str,
+    pub finished_on: &'a str,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `https://github.com/OWNER/REPO` in CI, else the workspace's `repository`.
+fn repository(project: &Project) -> String {
+    if let (Some(server), Some(repo)) = (env("GITHUB_SERVER_URL"), env("GITHUB_REPOSITORY")) {
+        return format!("{server}/{repo}");
+    }
+    std::fs::read_to_string(project.root.join("Cargo.toml"))
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                Some(
+                    l.strip_prefix("repository = \"")?
+                        .strip_suffix('"')?
+                        .to_owned(),
+                )
+            })
+        })
+        .unwrap_or_else(|| format!("file://{}", project.root.display()))
+}
+
+pub fn predicate(project: &Project, inputs: &Inputs) -> anyhow::Result<Value> {
+    let root = &project.root;
+    let lock = root.join("Cargo.lock");
+    let dockerfile = root.join("deploy/Dockerfile");
+    let sums = super::digest::sha256_files(&[&lock, &dockerfile, inputs.binary])?;
+    let rustc = Cmd::new("rustc")
+        .arg("--version")
+        .dir(root)
+        .read()
+        .context("asking the toolchain its version (rustc --version)")?;
+    let repo = repository(project);
+    let sha = inputs.image.sha.as_str();
+    let git_ref = env("GITHUB_REF").unwrap_or_else(|| match inputs.branch {
+        Some(b) => format!("refs/heads/{b}"),
+        None => "HEAD".to_owned(),
+    });
+    let builder = match (env("GITHUB_SERVER_URL"), env("GITHUB_WORKFLOW_REF")) {
+        (Some(server), Some(workflow)) => format!("{server}/{workflow}"),
+        _ => format!(
+            "cargo xtask ci-build (local, not CI) on {}",
+            env("HOSTNAME").unwrap_or_else(|| "an unnamed host".to_owned())
+        ),
+    };
+    let invocation = match (env("GITHUB_RUN_ID"), env("GITHUB_RUN_ATTEMPT")) {
+        (Some(id), Some(attempt)) => format!("{id}/{attempt}"),
+        (Some(id), None) => id,
+        _ => format!("local-{}", inputs.started_on),
+    };
+    Ok(json!({
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": {"repository": repo, "ref": git_ref, "sha": sha},
+            "internalParameters": {"platform": "linux/amd64"},
+            "resolvedDependencies": [
+                {"uri": format!("git+{repo}@{git_ref}"), "digest": {"gitCommit": sha}},
+                {"name": "Cargo.lock", "digest": {"sha256": sums[0]}},
+                {"name": "rustc", "annotations": {"version": rustc}},
+                {"name": "deploy/Dockerfile", "digest": {"sha256": sums[1]}},
+                {"name": "api", "uri": format!("file:{}", inputs.binary.display()), "digest": {"sha256": sums[2]}},
+            ]
+        },
+        "runDetails": {
+            "builder": {"id": builder},
+            "metadata": {
+                "invocationId": invocation,
+                "startedOn": inputs.started_on,
+                "finishedOn": inputs.finished_on,
+            }
+        }
+    }))
+}
