@@ -136,9 +136,15 @@ fn for_environment(
     }
 }
 
-/// The one `image:` a rendered config names (an SDL, a manifest): the
+/// The one `image:` a rendered config file names (an SDL, a manifest): the
 /// config runs exactly that image, or it is refused.
-pub fn single_image(text: &str, what: &Path) -> anyhow::Result<ImageRef> {
+pub fn single_image_in(config: &Path) -> anyhow::Result<ImageRef> {
+    let text = std::fs::read_to_string(config)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", config.display()))?;
+    single_image(&text, config)
+}
+
+fn single_image(text: &str, what: &Path) -> anyhow::Result<ImageRef> {
     let mut images: Vec<&str> = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("image:"))

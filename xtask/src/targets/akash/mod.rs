@@ -296,9 +296,7 @@ impl Target for Akash {
     }
 
     fn image_in(&self, config: &Path) -> anyhow::Result<ImageRef> {
-        let text = std::fs::read_to_string(config)
-            .with_context(|| format!("reading {}", config.display()))?;
-        super::single_image(&text, config)
+        crate::targets::single_image_in(config)
     }
 
     fn plan(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>> {
