@@ -11,9 +11,11 @@
 //! - image.rs: the version tag in the registry
 //! - artifacts.rs: the attached files and their checksums
 //! - notes.rs: release notes from commit subjects
+//! - github.rs: `--publish`, the GitHub release by `gh release create`
 
 pub mod artifacts;
 pub mod git;
+pub mod github;
 pub mod image;
 pub mod notes;
 
@@ -38,6 +40,8 @@ pub struct Request<'a> {
     pub expect_sha: Option<GitSha>,
     pub canonical: Repository,
     pub dry_run: bool,
+    /// Create the GitHub release with `gh` (CI).
+    pub publish: bool,
 }
 
 /// What a release did: written as `release.json` beside the artifacts and,
@@ -60,6 +64,8 @@ pub struct Record {
     pub artifacts: Vec<String>,
     pub sbom_source: Option<String>,
     pub notes: Option<PathBuf>,
+    /// `created` or `already-there` with `--publish`.
+    pub github_release: Option<&'static str>,
     pub duration_sec: f64,
     pub at: String,
 }
@@ -130,6 +136,7 @@ pub fn release(req: &Request) -> anyhow::Result<Record> {
         artifacts: Vec::new(),
         sbom_source: None,
         notes: None,
+        github_release: None,
         duration_sec: 0.0,
         at: output::now_rfc3339(),
     };
@@ -156,6 +163,17 @@ pub fn release(req: &Request) -> anyhow::Result<Record> {
     attached.extend(artifacts::SUMS.iter().map(|(f, _)| (*f).to_owned()));
     record.artifacts = attached;
     record.sbom_source = Some(made.sbom_source);
+    if req.publish {
+        let files: Vec<PathBuf> = record.artifacts.iter().map(|f| made.dir.join(f)).collect();
+        let files: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+        let created = steps.run("GitHub release (gh)", || {
+            github::publish(version, &notes_path, &files)
+        })?;
+        if !created {
+            eprintln!("the GitHub release {tag} exists already: left as it is");
+        }
+        record.github_release = Some(if created { "created" } else { "already-there" });
+    }
     record.notes = Some(notes_path);
     record.artifacts_dir = Some(made.dir.clone());
     record.duration_sec = output::seconds(started.elapsed());

@@ -23,8 +23,11 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Run the checks, print the promotion, push and write nothing
-    #[arg(long)]
+    #[arg(long, conflicts_with = "publish")]
     pub dry_run: bool,
+    /// Then create the GitHub release with `gh` (the notes, the artifacts attached); kept if it exists
+    #[arg(long)]
+    pub publish: bool,
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
@@ -35,6 +38,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         expect_sha: args.sha,
         canonical: repos.canonical,
         dry_run: args.dry_run,
+        publish: args.publish,
     })?;
     if let Some(dir) = &record.artifacts_dir {
         let dir = dir.display().to_string();
