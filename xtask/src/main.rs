@@ -6,6 +6,7 @@
 mod build;
 mod ledger;
 mod model;
+mod promote;
 mod registry;
 mod release;
 mod supply;
@@ -29,6 +30,8 @@ Every image is named by the full 40-character git SHA it was built from (and a
   cargo xtask deploy <sha> --env staging   run exactly that digest, verify /health and /version,
                                            roll back by itself if verification fails
   cargo xtask rollback --env staging       back to the previous verified release (no build)
+  cargo xtask release v1.2.3               tag that commit's image 1.2.3 by digest (no build), write
+                                           binary, SBOM, SHA256SUMS/SHA512SUMS, notes (an annotated tag on main)
   cargo xtask status|history --env …       what runs now (asked of the target; non-zero when it
                                            cannot be asked or does not serve its SHA) / the ledger
 
@@ -60,6 +63,8 @@ enum Task {
     Status(tasks::status::Args),
     /// The release ledger of an environment, newest first
     History(tasks::history::Args),
+    /// Name a version: tag the image of an annotated vX.Y.Z git tag's commit as X.Y.Z by digest (no build), write binary, SBOM, checksums, notes
+    Release(tasks::release::Args),
     /// Share of signature-verified releases in the last 30, and whether to turn strict
     SigningReport(tasks::signing_report::Args),
     /// Start or stop the local registry used when no repository is configured
@@ -156,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Task::Rollback(args) => tasks::rollback::run(args, &project),
         Task::Status(args) => tasks::status::run(args, &project),
         Task::History(args) => tasks::history::run(args, &project),
+        Task::Release(args) => tasks::release::run(args, &project),
         Task::SigningReport(args) => tasks::signing_report::run(args, &project),
         Task::Registry {
             action: RegistryAction::Up { port },

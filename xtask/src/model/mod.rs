@@ -7,3 +7,4 @@ pub mod image;
 mod parsed;
 pub mod repository;
 pub mod sha;
+pub mod version;

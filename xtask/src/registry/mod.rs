@@ -1,6 +1,7 @@
 //! Reading tags back from the registry itself. `local`: the registry a
 //! newcomer gets by default (`cargo xtask registry up|down`).
 
+pub mod extract;
 pub mod local;
 
 use anyhow::{Context, bail};

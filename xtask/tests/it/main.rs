@@ -15,4 +15,5 @@ mod manifests;
 mod registry;
 mod supply;
 mod truth;
+mod version;
 mod workflows;

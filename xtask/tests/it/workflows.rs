@@ -14,6 +14,7 @@
 //!   `docker-registry` or `dockerfile` are other words and pass.
 //! - `thin_run_steps`: a `run:` script does not call `cargo xtask` (or the
 //!   repository's `bash .ci/run`). Anything of substance lives in the xtask.
+//!   cargo's own lock-file flags may come between (`cargo --locked xtask`).
 //! - `unpinned_uses`: a `uses:` is not pinned by a full 40-hex commit SHA
 //!   (`./` local actions excepted; `docker://` images need `@sha256:`).
 //! - `pins_without_version_comment`: a SHA pin has no `# vX.Y.Z` comment,
@@ -161,7 +162,13 @@ fn thin_run_steps(workflow: &Yaml) -> Vec<String> {
         .into_iter()
         .filter(|(_, script)| {
             let words = shell_words(script);
-            let xtask = words.windows(2).any(|w| w == ["cargo", "xtask"]);
+            let xtask = words.iter().enumerate().any(|(i, w)| {
+                *w == "cargo"
+                    && words[i + 1..]
+                        .iter()
+                        .find(|w| !matches!(**w, "--locked" | "--frozen" | "--offline"))
+                        == Some(&"xtask")
+            });
             let ci_script = words.windows(2).any(|w| w == ["bash", ".ci/run"]);
             !(xtask || ci_script)
         })
@@ -370,6 +377,7 @@ fn the_release_workflows_exist() {
         "api-build.yml",
         "api-deploy.yml",
         "api-rollback.yml",
+        "release.yml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -411,6 +419,82 @@ fn deploy_and_rollback_queue_per_environment_and_never_cancel() {
 }
 
 #[test]
+fn only_the_release_job_can_write_contents_and_only_on_version_tags() {
+    let mut writers = Vec::new();
+    for file in workflow_files() {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_owned();
+        let text =
+            fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        for (id, job) in jobs(&parse(&text)) {
+            if granted_writes(&job["permissions"])
+                .iter()
+                .any(|w| w == "contents: write")
+            {
+                writers.push(format!("{name}:{id}"));
+            }
+        }
+    }
+    assert_eq!(writers, ["release.yml:release"]);
+    let release = load("release.yml");
+    let tags: Vec<&str> = release["on"]["push"]["tags"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(tags, ["v*.*.*"]);
+    assert!(release["on"]["push"]["branches"].is_badvalue(), "tags only");
+    let scripts: Vec<&str> = release["jobs"]["release"]["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(|step| step["run"].as_str())
+        .collect();
+    // Built in a step with no secret, then run with the token.
+    assert_eq!(scripts.len(), 2, "{scripts:?}");
+    assert!(
+        scripts[0].contains("cargo --locked xtask --help"),
+        "{}",
+        scripts[0]
+    );
+    assert!(
+        scripts[1].contains(
+            "cargo --locked xtask release \"$GITHUB_REF_NAME\" --sha \"$GITHUB_SHA\" --publish"
+        ),
+        "{}",
+        scripts[1]
+    );
+    let steps = release["jobs"]["release"]["steps"]
+        .as_vec()
+        .cloned()
+        .unwrap_or_default();
+    let build = steps
+        .iter()
+        .position(|s| s["run"].as_str() == Some(scripts[0]))
+        .expect("build step");
+    let login = steps
+        .iter()
+        .position(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("docker/login-action@"))
+        })
+        .expect("login step");
+    assert!(
+        build < login,
+        "xtask is compiled before any credential is on the runner"
+    );
+    assert!(
+        steps[build]["env"].is_badvalue(),
+        "no env (no secret) on the build step"
+    );
+}
+
+#[test]
 fn only_the_build_job_can_push_or_mint_oidc_tokens() {
     let mut pushers = Vec::new();
     let mut signers = Vec::new();
@@ -434,7 +518,8 @@ fn only_the_build_job_can_push_or_mint_oidc_tokens() {
             }
         }
     }
-    assert_eq!(pushers, ["api-build.yml:build"]);
+    // The release job pushes a tag of a digest api-build pushed (no image).
+    assert_eq!(pushers, ["api-build.yml:build", "release.yml:release"]);
     assert_eq!(signers, ["api-build.yml:build"]);
 }
 
@@ -706,6 +791,11 @@ fn run_steps_without_xtask_are_caught() {
     let found = thin_run_steps(&parse(&job_with_run("make release\n./deploy.sh")));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(thin_run_steps(&parse(&job_with_run("cargo xtask rollback --env staging"))).is_empty());
+    assert!(
+        thin_run_steps(&parse(&job_with_run("cargo --locked xtask release v1.2.3"))).is_empty()
+    );
+    let other = thin_run_steps(&parse(&job_with_run("cargo --locked build -p xtask")));
+    assert_eq!(other.len(), 1, "{other:?}");
 }
 
 #[test]
