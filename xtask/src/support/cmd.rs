@@ -25,6 +25,8 @@ pub struct Cmd {
     program: String,
     args: Vec<Arg>,
     envs: Vec<(String, String)>,
+    /// Start from an empty environment (printed as `env -i …`): only `envs` reach the child.
+    clear_env: bool,
     dir: Option<PathBuf>,
     /// Fed to the child's stdin; a secret (a mnemonic), never printed.
     stdin: Option<String>,
@@ -56,6 +58,7 @@ impl Cmd {
             program: program.into(),
             args: Vec::new(),
             envs: Vec::new(),
+            clear_env: false,
             dir: None,
             stdin: None,
         }
@@ -97,6 +100,13 @@ impl Cmd {
         self
     }
 
+    /// The child gets only the variables given with [`Cmd::env`], nothing
+    /// inherited (a clean build: no RUSTFLAGS, wrapper or secret leaks in).
+    pub fn env_clear(mut self) -> Cmd {
+        self.clear_env = true;
+        self
+    }
+
     /// A secret the child reads on stdin (printed as `<<< '***'`).
     pub fn secret_stdin(mut self, input: impl Into<String>) -> Cmd {
         self.stdin = Some(input.into());
@@ -117,6 +127,9 @@ impl Cmd {
     fn to_std(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(self.args.iter().map(|a| OsString::from(&a.value)));
+        if self.clear_env {
+            cmd.env_clear();
+        }
         cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &self.dir {
             cmd.current_dir(dir);
@@ -153,6 +166,40 @@ impl Cmd {
             bail!("`{self}` failed ({})", describe(status));
         }
         Ok(())
+    }
+
+    /// Like [`Cmd::run`], but a Ctrl-C or SIGTERM (see `support::interrupt`)
+    /// kills the child and fails at once, so the caller's cleanup runs: for
+    /// long steps whose half-done result is thrown away (a compile, an image
+    /// build), never for a step that changes a target.
+    pub fn run_interruptible(&self) -> anyhow::Result<()> {
+        self.echo();
+        let mut child = self
+            .to_std()
+            .stdout(stderr_stdio()?)
+            .stderr(stderr_stdio()?)
+            .spawn()
+            .map_err(|e| self.spawn_error(e))?;
+        loop {
+            if let Some(status) = child
+                .try_wait()
+                .with_context(|| format!("waiting for `{self}`"))?
+            {
+                if crate::support::interrupt::requested() {
+                    bail!("interrupted during `{self}`");
+                }
+                if !status.success() {
+                    bail!("`{self}` failed ({})", describe(status));
+                }
+                return Ok(());
+            }
+            if crate::support::interrupt::requested() {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("interrupted during `{self}`");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Run and capture both streams; a non-zero exit is the caller's to judge.
@@ -264,6 +311,9 @@ fn quote(s: &str) -> String {
 
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.clear_env {
+            f.write_str("env -i ")?;
+        }
         for (k, v) in &self.envs {
             write!(f, "{k}={} ", quote(v))?;
         }
@@ -312,6 +362,25 @@ mod tests {
             "sh -c 'read line; echo \"got $line\"' <<< '***'"
         );
         assert_eq!(cmd.read().expect("runs"), "got w1 w2 S3CRET");
+    }
+
+    #[test]
+    fn a_cleared_environment_is_printed_and_holds_only_what_was_given() {
+        let cmd = Cmd::new("sh")
+            .env_clear()
+            .env("ONLY", "this")
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .args([
+                "-c",
+                "env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_=' | sort",
+            ]);
+        assert!(
+            cmd.to_string().starts_with("env -i ONLY=this PATH="),
+            "{cmd}"
+        );
+        let seen = cmd.read().expect("runs");
+        let names: Vec<&str> = seen.lines().filter_map(|l| l.split('=').next()).collect();
+        assert_eq!(names, ["ONLY", "PATH"], "{seen}");
     }
 
     #[test]
