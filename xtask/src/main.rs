@@ -23,8 +23,9 @@ const ONBOARDING: &str = "\
 Every image is named by the full 40-character git SHA it was built from (and a
 12-character short tag); nothing floats. The flow:
 
-  cargo xtask ci-build                     build HEAD, push <repo>:<sha>, read the digest back,
-                                           check the signature, write target/xtask/metadata.json
+  cargo xtask ci-build                     build HEAD's commit clean, push <repo>:<sha>, read the
+                                           digest back, check the signature, write
+                                           target/xtask/metadata.json
   cargo xtask deploy <sha> --env staging   run exactly that digest, verify /health and /version,
                                            roll back by itself if verification fails
   cargo xtask rollback --env staging       back to the previous verified release (no build)
@@ -48,7 +49,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Build HEAD's image (clean, linux/amd64), push it tagged by SHA, read the digest back, record it
+    /// Build HEAD's commit clean (own checkout, empty target dir, --locked), push it tagged by SHA, read the digest back, record it
     CiBuild(tasks::ci_build::Args),
     /// Deploy the image of one commit SHA: checked, pinned by digest, verified, rolled back on failure
     Deploy(tasks::deploy::Args),
