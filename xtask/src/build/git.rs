@@ -56,6 +56,14 @@ pub fn clean_head(root: &Path) -> anyhow::Result<Head> {
     })
 }
 
+/// Whether this clone has the commit (`git cat-file -e <sha>^{commit}`).
+pub fn has_commit(root: &Path, sha: &GitSha) -> anyhow::Result<bool> {
+    let out = git(root)
+        .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+        .output()?;
+    Ok(out.status.success())
+}
+
 /// The commit's committer time, seconds since the epoch: its SOURCE_DATE_EPOCH.
 pub fn commit_time(root: &Path, sha: &GitSha) -> anyhow::Result<i64> {
     let text = git(root)

@@ -149,6 +149,11 @@ pub fn pull(by_digest: &str) -> anyhow::Result<()> {
         .run()
 }
 
+/// Remove a local image made only for a comparison (never a tagged one).
+pub fn remove(id: &str) {
+    let _ = docker().args(["image", "rm", id]).output();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

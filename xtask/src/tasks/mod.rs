@@ -7,3 +7,4 @@ pub mod history;
 pub mod rollback;
 pub mod signing_report;
 pub mod status;
+pub mod verify_build;

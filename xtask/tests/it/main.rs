@@ -8,4 +8,5 @@ mod ci_build;
 mod deploy;
 mod manifests;
 mod registry;
+mod verify_build;
 mod workflows;
