@@ -194,9 +194,21 @@ fn source_url(workspace_manifest: &str) -> String {
 /// child is killed by `Cmd::run_interruptible`); the guards clean up.
 pub fn stop_if_interrupted() -> anyhow::Result<()> {
     if interrupt::requested() {
-        bail!("interrupted: the build stopped, its checkout and scratch dir were removed");
+        bail!("stopped between two steps");
     }
     Ok(())
+}
+
+/// A task that failed after a Ctrl-C or SIGTERM says so first: whatever
+/// the killed child printed, the cause was the interruption.
+pub fn name_interruption(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    result.map_err(|e| {
+        if interrupt::requested() {
+            e.context("interrupted (Ctrl-C or SIGTERM): the build stopped; its checkout and scratch dir were removed, nothing was pushed or recorded")
+        } else {
+            e
+        }
+    })
 }
 
 /// The compiled binary of a clean build.
@@ -252,9 +264,13 @@ pub fn compile(
     steps.run(
         &format!("compile the api (clean, --locked, {toolchain})"),
         || {
-            plan.compile
-                .run_interruptible()
-                .context("compiling the api failed: fix the build, then run again")
+            plan.compile.run_interruptible().map_err(|e| {
+                if interrupt::requested() {
+                    e
+                } else {
+                    e.context("compiling the api failed: fix the build, then run again")
+                }
+            })
         },
     )?;
     let duration = started.elapsed();

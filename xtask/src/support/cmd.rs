@@ -186,7 +186,7 @@ impl Cmd {
                 .with_context(|| format!("waiting for `{self}`"))?
             {
                 if crate::support::interrupt::requested() {
-                    bail!("interrupted during `{self}`");
+                    bail!("`{}` was stopped", self.program);
                 }
                 if !status.success() {
                     bail!("`{self}` failed ({})", describe(status));
@@ -196,7 +196,7 @@ impl Cmd {
             if crate::support::interrupt::requested() {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("interrupted during `{self}`");
+                bail!("`{}` was stopped", self.program);
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

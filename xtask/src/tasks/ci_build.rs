@@ -40,6 +40,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
+    build::name_interruption(run_inner(args, project))
+}
+
+fn run_inner(args: Args, project: &Project) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut steps = Steps::new();
     let head = steps.run("read git HEAD", || git::clean_head(&project.root))?;

@@ -80,6 +80,10 @@ struct Target {
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
+    build::name_interruption(run_inner(args, project))
+}
+
+fn run_inner(args: Args, project: &Project) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut steps = Steps::new();
     let target = steps.run("find the image to verify", || locate(&args, project))?;

@@ -1032,8 +1032,10 @@ fn an_edit_hidden_by_assume_unchanged_is_not_built() {
     );
 }
 
-#[test]
-fn ctrl_c_during_the_build_removes_the_checkout_and_the_scratch_dir() {
+/// Start a tiny ci-build as a terminal job, wait until `ready(scratch
+/// dirs)` says so, press Ctrl-C (SIGINT to the whole job); then nothing may
+/// be left: no checkout, no scratch dir, no tag, no record.
+fn interrupt_when(label: &str, ready: impl Fn(&Path) -> bool) -> String {
     let registry = Registry::start();
     let docker = DockerGuard::new();
     docker.images_under(&format!("{}/", registry.host()));
@@ -1043,38 +1045,68 @@ fn ctrl_c_during_the_build_removes_the_checkout_and_the_scratch_dir() {
         .xtask_cmd(&args(&["ci-build"], &repo_flags(|p| registry.repo(p))))
         .env("TMPDIR", tmp.path())
         .spawn_job();
-    let checked_out = poll_until(Duration::from_secs(60), || {
-        (project.git(&["worktree", "list"]).lines().count() == 2).then_some(())
+    let reached = poll_until(Duration::from_secs(60), || {
+        std::fs::read_dir(tmp.path())
+            .ok()?
+            .filter_map(Result::ok)
+            .any(|e| ready(&e.path()))
+            .then_some(())
     });
-    // Ctrl-C in a terminal: SIGINT to the whole foreground job.
     let signalled = std::process::Command::new("kill")
         .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
         .expect("run kill");
     let out = child.wait_with_output().expect("wait for xtask");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
-        checked_out.is_some(),
-        "no temporary checkout appeared within 60 s:\n{stderr}"
+        reached.is_some(),
+        "{label}: not reached within 60 s:\n{stderr}"
     );
     assert!(signalled.success());
     assert!(
         !out.status.success(),
-        "interrupted run succeeded:\n{stderr}"
+        "{label}: interrupted run succeeded:\n{stderr}"
     );
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(
+        error.len() == 1 && error[0].starts_with("error: interrupted (Ctrl-C or SIGTERM)"),
+        "{label}: one line that says why:\n{stderr}"
+    );
     assert_eq!(
         project.git(&["worktree", "list"]).lines().count(),
         1,
-        "the checkout is removed:\n{stderr}"
+        "{label}: the checkout is removed:\n{stderr}"
     );
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .expect("read tmp")
         .filter_map(|e| e.ok().map(|e| e.file_name()))
         .collect();
-    assert!(left.is_empty(), "scratch dir removed: {left:?}\n{stderr}");
-    assert!(registry.tags(CANONICAL).is_empty(), "nothing pushed");
-    assert!(!project.metadata_path().exists(), "no record");
+    assert!(
+        left.is_empty(),
+        "{label}: scratch dir removed: {left:?}\n{stderr}"
+    );
+    assert!(
+        registry.tags(CANONICAL).is_empty(),
+        "{label}: nothing pushed"
+    );
+    assert!(!project.metadata_path().exists(), "{label}: no record");
+    stderr
+}
+
+#[test]
+fn ctrl_c_during_the_build_removes_the_checkout_and_the_scratch_dir() {
+    // While git is still checking the commit out.
+    interrupt_when("during the checkout", |scratch| {
+        scratch.join("src").exists()
+    });
+    // Once cargo has started writing into the empty target dir.
+    let stderr = interrupt_when("during the compile", |scratch| {
+        scratch.join("target/x86_64-unknown-linux-gnu").exists()
+    });
+    assert!(
+        stderr.contains("$ env -i "),
+        "the compile had started:\n{stderr}"
+    );
 }
 
 #[test]
