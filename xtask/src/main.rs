@@ -25,8 +25,11 @@ const ONBOARDING: &str = "\
 Every image is named by the full 40-character git SHA it was built from (and a
 12-character short tag); nothing floats. The flow:
 
-  cargo xtask ci-build                     build HEAD, push <repo>:<sha>, read the digest back,
-                                           check the signature, write target/xtask/metadata.json
+  cargo xtask ci-build                     build HEAD's commit clean, push <repo>:<sha>, read the
+                                           digest back, check the signature, write
+                                           target/xtask/metadata.json
+  cargo xtask verify-build <sha>           rebuild that commit clean; does the registry's image
+                                           hold the same /api and layer? (exit 0 or 1)
   cargo xtask deploy <sha> --env staging   run exactly that digest, verify /health and /version,
                                            roll back by itself if verification fails
   cargo xtask rollback --env staging       back to the previous verified release (no build)
@@ -53,8 +56,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Build HEAD's image (clean, linux/amd64), push it tagged by SHA, read the digest back, record it
+    /// Build HEAD's commit clean (own checkout, empty target dir, --locked), push it tagged by SHA, read the digest back, record it
     CiBuild(tasks::ci_build::Args),
+    /// Rebuild a SHA clean and compare /api's sha256 and the layer diff_id with the image the registry (or --env's ledger) names; exit 0 on a match, 1 otherwise
+    VerifyBuild(tasks::verify_build::Args),
     /// Deploy the image of one commit SHA: checked, pinned by digest, verified, rolled back on failure
     Deploy(tasks::deploy::Args),
     /// Return to an earlier SHA (default: the previous verified release), with its config; never builds
@@ -157,6 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let project = Project::locate()?;
     match cli.task {
         Task::CiBuild(args) => tasks::ci_build::run(args, &project),
+        Task::VerifyBuild(args) => tasks::verify_build::run(args, &project),
         Task::Deploy(args) => tasks::deploy::run(args, &project),
         Task::Rollback(args) => tasks::rollback::run(args, &project),
         Task::Status(args) => tasks::status::run(args, &project),

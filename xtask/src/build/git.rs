@@ -11,15 +11,14 @@ pub struct Head {
     pub sha: GitSha,
     /// `None` for a detached HEAD outside CI.
     pub branch: Option<String>,
-    /// Committer time (seconds since the epoch): the build's SOURCE_DATE_EPOCH.
-    pub commit_time: i64,
 }
 
 fn git(root: &Path) -> Cmd {
     Cmd::new("git").arg("-C").arg(root.display().to_string())
 }
 
-/// HEAD of a clean tree. A dirty tree is refused: the tag must describe the bytes.
+/// HEAD of a clean tree. A dirty tree is refused, for the user's sake (what
+/// they see is not what would ship); the build itself reads only the commit.
 pub fn clean_head(root: &Path) -> anyhow::Result<Head> {
     let inside = git(root)
         .args(["rev-parse", "--is-inside-work-tree"])
@@ -51,17 +50,50 @@ pub fn clean_head(root: &Path) -> anyhow::Result<Head> {
             "the working tree has {count} uncommitted change(s) (first: `{first}`): commit or stash them, an image tag must describe exactly the committed bytes"
         );
     }
-    let commit_time = git(root)
-        .args(["show", "-s", "--format=%ct", "HEAD"])
-        .read()?;
-    let commit_time: i64 = commit_time
-        .parse()
-        .map_err(|_| anyhow::anyhow!("git gave an unreadable commit time `{commit_time}`"))?;
     Ok(Head {
         sha,
         branch: branch(root)?,
-        commit_time,
     })
+}
+
+/// Whether this clone has the commit (`git cat-file -e <sha>^{commit}`).
+pub fn has_commit(root: &Path, sha: &GitSha) -> anyhow::Result<bool> {
+    let out = git(root)
+        .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+        .output()?;
+    Ok(out.status.success())
+}
+
+/// The commit's committer time, seconds since the epoch: its SOURCE_DATE_EPOCH.
+pub fn commit_time(root: &Path, sha: &GitSha) -> anyhow::Result<i64> {
+    let text = git(root)
+        .args(["show", "-s", "--format=%ct", sha.as_str()])
+        .read()?;
+    text.parse()
+        .map_err(|_| anyhow::anyhow!("git gave an unreadable commit time `{text}` for {sha}"))
+}
+
+/// A file as committed (`git show <sha>:<path>`), `None` when the commit has no such file.
+pub fn file_at(root: &Path, sha: &GitSha, path: &str) -> anyhow::Result<Option<String>> {
+    let out = git(root)
+        .args(["show", &format!("{sha}:{path}")])
+        .output()?;
+    Ok(out.status.success().then_some(out.stdout))
+}
+
+/// Files git was told not to look at (`git update-index --assume-unchanged`
+/// or `--skip-worktree`): `git status` cannot see their edits, so a build
+/// from the work tree would ship them unseen. The build uses the commit.
+pub fn hidden_from_status(root: &Path) -> anyhow::Result<Vec<String>> {
+    let listed = git(root).args(["ls-files", "-v"]).read()?;
+    Ok(listed
+        .lines()
+        .filter_map(|l| {
+            let (tag, path) = l.split_once(' ')?;
+            let hidden = tag == "S" || tag.chars().all(|c| c.is_ascii_lowercase());
+            hidden.then(|| path.to_owned())
+        })
+        .collect())
 }
 
 /// In CI (`CI` set) the branch GitHub names in `GITHUB_REF_NAME`, else git's.

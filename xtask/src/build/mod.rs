@@ -1,28 +1,40 @@
-//! The build: HEAD's commit compiled into a static api binary, a clean
-//! linux/amd64 image tagged by SHA, pushed, and read back from the registry.
+//! The clean build: one commit, checked out on its own (never the work
+//! tree), compiled from nothing, into an image whose layer is the same on
+//! every rebuild. `ci-build` pushes it (or adopts an existing tag that
+//! matches it); `verify-build` compares it with what a registry serves.
+//!
+//! - worktree.rs: the scratch dir and the detached checkout, removed on drop
+//! - sources.rs: crate archives reused only when they match `Cargo.lock`
+//! - compile.rs: `cargo build --locked` from an empty environment
+//! - image.rs: the build context, `docker build`, reading an image back
+//! - adopt.rs: an existing registry image against the clean build
+//! - push.rs: tags, pushes, and the registry's answer read back
+//! - sha256.rs, git.rs
 
+pub mod adopt;
+pub mod compile;
 pub mod git;
+pub mod image;
 pub mod metadata;
+pub mod push;
+pub mod sha256;
+pub mod sources;
+pub mod worktree;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use crate::model::digest::Digest;
-use crate::model::image::{full_tag, short_tag};
 use crate::model::repository::{Repository, RepositoryKind};
 use crate::model::sha::GitSha;
-use crate::registry;
 use crate::support::cmd::Cmd;
-use crate::support::docker::{self, docker};
+use crate::support::interrupt;
 use crate::support::output;
-use crate::support::project::Project;
 use crate::support::step::Steps;
 use crate::verify::cosign::SignatureStatus;
-
-/// The platform every image is built for, whatever the builder's host.
-pub const PLATFORM: &str = "linux/amd64";
-const RUST_TARGET: &str = "x86_64-unknown-linux-gnu";
+use worktree::{Layout, Scratch, Worktree};
 
 /// `metadata.json`: see docs/log-schema.md.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -36,6 +48,19 @@ pub struct BuildRecord {
     pub image_ref: String,
     pub image_digest: Digest,
     pub pushed: bool,
+    /// sha256 of `/api` as the clean build produced it (also the image's
+    /// `shipyard.binary.sha256` label). `None` only in records written
+    /// before clean builds.
+    #[serde(default)]
+    pub binary_sha256: Option<String>,
+    /// diff_id of the image's top layer (the one holding `/api`).
+    #[serde(default)]
+    pub layer_diff_id: Option<Digest>,
+    /// `rustc --version` of the commit's pinned toolchain.
+    #[serde(default)]
+    pub toolchain: Option<String>,
+    #[serde(default)]
+    pub compile_duration_sec: Option<f64>,
     pub signature_status: SignatureStatus,
     pub signature_reason: Option<String>,
     /// Signing, SBOM, provenance and their verification (crate::supply).
@@ -53,170 +78,237 @@ pub fn route(branch: Option<&str>) -> RepositoryKind {
     }
 }
 
-/// Everything a build runs that changes something, in order, as data.
+/// A clean build of one commit, as data: every command it will run, with
+/// the paths it will use. Read from the commit itself (`git show`), so the
+/// user's work tree plays no part, and `--dry-run` can print it all.
 pub struct Plan {
+    pub sha: GitSha,
+    pub commit_time: i64,
+    pub layout: Layout,
+    pub worktree_add: Cmd,
+    pub channel: String,
     pub compile: Cmd,
-    pub binary: PathBuf,
-    pub context: PathBuf,
-    pub image_build: Cmd,
-    pub full_tag: String,
-    pub short_tag: String,
 }
 
-pub fn plan(project: &Project, repository: &Repository, head: &git::Head) -> anyhow::Result<Plan> {
-    let root = &project.root;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let created = output::from_unix(head.commit_time);
-    // Static glibc (static-pie) for the FROM scratch image. RUSTFLAGS scoped to
-    // the target triple so build scripts and proc macros stay dynamic.
-    let compile = Cmd::new(cargo)
-        .env("GIT_SHA", head.sha.as_str())
-        .env("SOURCE_DATE_EPOCH", head.commit_time.to_string())
-        .env(
-            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
-            "-C target-feature=+crt-static",
+impl Plan {
+    pub fn new(repo: &Path, sha: &GitSha) -> anyhow::Result<Plan> {
+        let commit_time = git::commit_time(repo, sha)?;
+        let channel = compile::channel(
+            git::file_at(repo, sha, "rust-toolchain.toml")?.as_deref(),
+            git::file_at(repo, sha, "rust-toolchain")?.as_deref(),
+        )?;
+        git::file_at(repo, sha, "api/Cargo.toml")?
+            .with_context(|| format!("commit {sha} has no api/Cargo.toml: nothing to build"))?;
+        let layout = Layout {
+            base: Scratch::path_for(sha),
+        };
+        Ok(Plan {
+            sha: sha.clone(),
+            commit_time,
+            worktree_add: worktree::add_cmd(repo, &layout.src(), sha),
+            compile: compile::command(&layout, sha, commit_time, &channel),
+            layout,
+            channel,
+        })
+    }
+
+    /// The image build, once the binary's hash is known. Version and
+    /// source come from `cargo metadata` in the commit's checkout, so
+    /// `version.workspace = true` works.
+    pub fn image_build(&self, binary_sha256: &str, version: &str, source: &str) -> Cmd {
+        let created = output::from_unix(self.commit_time);
+        image::build_cmd(
+            &self.dockerfile(),
+            &self.layout.context(),
+            &self.iidfile(),
+            &image::Labels {
+                sha: &self.sha,
+                version,
+                created: &created,
+                source,
+                binary_sha256,
+            },
         )
-        .args([
-            // `cargo auditable build`: the binary carries its crate list,
-            // which syft reads into the SBOM (crate::supply::sbom).
-            "auditable",
-            "build",
-            "--release",
-            "--locked",
-            "--package",
-            "api",
-            "--target",
-            RUST_TARGET,
-        ])
-        .dir(root);
-    let binary = project
-        .target_dir()
-        .join(RUST_TARGET)
-        .join("release")
-        .join("api");
-    let context = project.state_dir().join("image-context");
-    let full_tag = full_tag(repository, &head.sha);
-    let short_tag = short_tag(repository, &head.sha);
-    let api = metadata::api(root)?;
-    let image_build = docker()
-        .args([
-            "build",
-            "--no-cache",
-            "--platform",
-            PLATFORM,
-            "--pull=false",
-        ])
-        .arg("--file")
-        .arg(root.join("deploy/Dockerfile").display().to_string())
-        .args(build_arg("GIT_SHA", head.sha.as_str()))
-        .args(build_arg("VERSION", &api.version))
-        .args(build_arg("CREATED", &created))
-        .args(build_arg("SOURCE", &metadata::source_url(&api)))
-        .args(["--tag", &full_tag, "--tag", &short_tag])
-        .arg(context.display().to_string());
-    Ok(Plan {
-        compile,
-        binary,
-        context,
-        image_build,
-        full_tag,
-        short_tag,
-    })
-}
+    }
 
-fn build_arg(key: &str, value: &str) -> [String; 2] {
-    ["--build-arg".to_owned(), format!("{key}={value}")]
-}
+    /// The commit's `deploy/Dockerfile`, copied out of the checkout.
+    fn dockerfile(&self) -> PathBuf {
+        self.layout.base.join("Dockerfile")
+    }
 
-/// The full tag exists: the short tag must name the same digest. A push that
-/// failed midway left it missing: push it from the full tag's digest (no
-/// rebuild, the bytes are the registry's). One pointing elsewhere was moved:
-/// refuse, never overwrite.
-pub fn complete_short_tag(
-    plan: &Plan,
-    repository: &Repository,
-    sha: &GitSha,
-    digest: &Digest,
-) -> anyhow::Result<()> {
-    match registry::digest_of(repository, sha.short())? {
-        Some(short) if short == *digest => Ok(()),
-        Some(other) => bail!(
-            "{} points at {other}, but {} is {digest}: the short tag was moved; investigate before anything deploys it",
-            plan.short_tag,
-            plan.full_tag
-        ),
-        None => {
-            eprintln!(
-                "{} is missing (an earlier push stopped midway): pushing it from {digest}",
-                plan.short_tag
-            );
-            let by_digest = format!("{repository}@{digest}");
-            docker()
-                .args(["pull", "--platform", PLATFORM, &by_digest])
-                .run()?;
-            docker().args(["tag", &by_digest, &plan.short_tag]).run()?;
-            let pushed = docker::push(&plan.short_tag)?;
-            match registry::digest_of(repository, sha.short())? {
-                Some(d) if d == *digest && pushed == *digest => Ok(()),
-                other => bail!(
-                    "re-pushing {} gave {}, not {digest}: investigate the registry",
-                    plan.short_tag,
-                    other.map_or_else(|| "nothing".to_owned(), |d| d.to_string())
-                ),
-            }
-        }
+    fn iidfile(&self) -> PathBuf {
+        self.layout.base.join("image-id")
+    }
+
+    /// What a real run executes, in order, for `--dry-run`.
+    pub fn commands(&self) -> Vec<String> {
+        vec![
+            self.worktree_add.to_string(),
+            format!(
+                "(copy the crate archives that match {}/Cargo.lock into {})",
+                self.layout.src().display(),
+                self.layout.cargo_home().display()
+            ),
+            self.compile.to_string(),
+            format!(
+                "cp {} {}/api (mode 0755, mtime {})",
+                compile::binary(&self.layout).display(),
+                self.layout.context().display(),
+                output::from_unix(self.commit_time)
+            ),
+            metadata::metadata_cmd(&self.layout.src()).to_string(),
+            self.image_build(
+                "<sha256 of the compiled binary>",
+                "<version from cargo metadata>",
+                "<repository from cargo metadata>",
+            )
+            .to_string(),
+        ]
     }
 }
 
-pub fn build_and_push(
+/// A first Ctrl-C or SIGTERM ends the build between steps (the running
+/// child is killed by `Cmd::run_interruptible`); the guards clean up.
+pub fn stop_if_interrupted() -> anyhow::Result<()> {
+    if interrupt::requested() {
+        bail!("stopped between two steps");
+    }
+    Ok(())
+}
+
+/// A task that failed after a Ctrl-C or SIGTERM says so first: whatever
+/// the killed child printed, the cause was the interruption.
+pub fn name_interruption(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    result.map_err(|e| {
+        if interrupt::requested() {
+            e.context("interrupted (Ctrl-C or SIGTERM): the build stopped; its checkout and scratch dir were removed, nothing was pushed or recorded")
+        } else {
+            e
+        }
+    })
+}
+
+/// The compiled binary of a clean build.
+pub struct Compiled {
+    pub sha256: String,
+    pub toolchain: String,
+    pub duration: Duration,
+}
+
+/// Check out the commit, verify the crate archives, compile. The checkout
+/// is removed before this returns (its Dockerfile is kept in the scratch
+/// dir for the image build).
+pub fn compile(
     plan: &Plan,
-    repository: &Repository,
-    sha: &GitSha,
+    repo: &Path,
+    scratch: &Scratch,
     steps: &mut Steps,
-) -> anyhow::Result<Digest> {
-    steps.run("compile the static api binary", || {
-        plan.compile
-            .run()
-            .context("compiling the api failed: fix the build, then run ci-build again")
-    })?;
-    steps.run("assemble the build context", || {
-        if plan.context.exists() {
-            std::fs::remove_dir_all(&plan.context)?;
+) -> anyhow::Result<Compiled> {
+    debug_assert_eq!(scratch.path(), plan.layout.base);
+    let layout = &plan.layout;
+    let checkout = steps.run(
+        &format!("check out {} into a detached worktree", plan.sha),
+        || Worktree::add(repo, &layout.src(), &plan.sha),
+    )?;
+    stop_if_interrupted()?;
+    steps.run("reuse only crate archives that match Cargo.lock", || {
+        let lock = std::fs::read_to_string(checkout.path().join("Cargo.lock"))
+            .context("the commit has no Cargo.lock: a clean build is `--locked`")?;
+        let user_home = compile::user_cargo_home()
+            .context("neither CARGO_HOME nor HOME is set: cannot find the crate cache")?;
+        let reused = sources::prepare(&lock, &user_home, &layout.cargo_home())?;
+        eprintln!(
+            "    {} archive(s) checked against Cargo.lock and copied; {} to download",
+            reused.verified, reused.missing
+        );
+        for dir in [layout.home(), layout.target()] {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::create_dir_all(&plan.context)?;
-        std::fs::copy(&plan.binary, plan.context.join("api"))
-            .with_context(|| format!("copying {}", plan.binary.display()))?;
+        std::fs::copy(checkout.path().join("deploy/Dockerfile"), plan.dockerfile())
+            .context("the commit has no deploy/Dockerfile")?;
         Ok(())
     })?;
-    steps.run("docker build (clean, linux/amd64)", || {
-        plan.image_build.run()
-    })?;
-    let pushed = steps.run("push both tags", || {
-        let full = docker::push(&plan.full_tag)?;
-        let short = docker::push(&plan.short_tag).with_context(|| {
-            format!("{} was pushed but {} was not: run ci-build again to complete it", plan.full_tag, plan.short_tag)
+    stop_if_interrupted()?;
+    let toolchain = compile::version_command(layout, &plan.channel)
+        .read()
+        .with_context(|| {
+            format!(
+                "the commit pins toolchain {} (rust-toolchain.toml), which rustup cannot run: `rustup toolchain install {}`",
+                plan.channel, plan.channel
+            )
         })?;
-        if full != short {
-            bail!("the two tags were pushed with different digests ({full} and {short}): push again with --force");
-        }
-        Ok(full)
+    let started = Instant::now();
+    steps.run(
+        &format!("compile the api (clean, --locked, {toolchain})"),
+        || {
+            plan.compile.run_interruptible().map_err(|e| {
+                if interrupt::requested() {
+                    e
+                } else {
+                    e.context("compiling the api failed: fix the build, then run again")
+                }
+            })
+        },
+    )?;
+    let duration = started.elapsed();
+    let sha256 = sha256::of_file(&compile::binary(layout))?;
+    eprintln!("    binary sha256 {sha256}");
+    drop(checkout);
+    stop_if_interrupted()?;
+    Ok(Compiled {
+        sha256,
+        toolchain,
+        duration,
+    })
+}
+
+/// The local image of a clean build (untagged).
+pub struct Image {
+    pub id: String,
+    pub layers: Vec<Digest>,
+}
+
+impl Image {
+    pub fn top_layer(&self) -> anyhow::Result<&Digest> {
+        self.layers
+            .last()
+            .context("the built image has no layer: check deploy/Dockerfile's COPY")
+    }
+}
+
+/// Assemble the context and `docker build` it; read its layers back.
+pub fn build_image(plan: &Plan, compiled: &Compiled, steps: &mut Steps) -> anyhow::Result<Image> {
+    let layout = &plan.layout;
+    image::assemble_context(
+        &compile::binary(layout),
+        &layout.context(),
+        plan.commit_time,
+    )?;
+    let api = metadata::api(&layout.src())?;
+    let source = metadata::source_url(&api);
+    steps.run("docker build (clean, linux/amd64)", || {
+        plan.image_build(&compiled.sha256, &api.version, &source)
+            .run_interruptible()
     })?;
-    steps.run("read both tags back from the registry", || {
-        for reference in [sha.as_str(), sha.short()] {
-            match registry::digest_of(repository, reference)? {
-                Some(d) if d == pushed => {}
-                Some(d) => bail!(
-                    "the registry serves {repository}:{reference} as {d}, but docker pushed {pushed}: something rewrote the tag; do not deploy it, investigate the registry"
-                ),
-                None => bail!(
-                    "the registry has no {repository}:{reference} right after the push of {pushed}: check the registry's storage and push again"
-                ),
-            }
-        }
-        eprintln!("    registry agrees: both tags → {pushed}");
-        Ok(())
-    })?;
-    Ok(pushed)
+    let id = std::fs::read_to_string(plan.iidfile())
+        .context("docker build wrote no image id")?
+        .trim()
+        .to_owned();
+    let inspected = image::inspect(&id)?;
+    eprintln!(
+        "    image {id}, layer diff_id(s) {}",
+        inspected
+            .layers
+            .iter()
+            .map(Digest::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    stop_if_interrupted()?;
+    Ok(Image {
+        id,
+        layers: inspected.layers,
+    })
 }
 
 #[cfg(test)]

@@ -64,9 +64,9 @@ pub struct Pushed<'a> {
     pub project: &'a Project,
     pub image: &'a ImageRef,
     pub branch: Option<&'a str>,
-    /// The binary in the image, when this run built it (else the image was
-    /// already in the registry: it was signed and attested when it was pushed).
-    pub built: Option<&'a Path>,
+    /// What this run built, when it pushed (else the image was already in
+    /// the registry: it was signed and attested when it was pushed).
+    pub built: Option<&'a provenance::Built>,
     pub started_on: String,
     pub require_signature: bool,
 }
@@ -85,7 +85,7 @@ pub fn after_push(p: &Pushed, steps: &mut Steps) -> anyhow::Result<(Signature, R
                     .to_owned(),
             );
         }
-        Some(binary) => {
+        Some(built) => {
             let signer = sign::signer()?;
             let dir = p.project.state_dir().join("supply");
             // The SBOM and the provenance are build artifacts even unsigned.
@@ -112,7 +112,7 @@ pub fn after_push(p: &Pushed, steps: &mut Steps) -> anyhow::Result<(Signature, R
                     &provenance::Inputs {
                         image: p.image,
                         branch: p.branch,
-                        binary,
+                        built,
                         started_on: &p.started_on,
                         finished_on: &output::now_rfc3339(),
                     },

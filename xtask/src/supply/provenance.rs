@@ -7,13 +7,9 @@
 //!   (`rustc --version`), `deploy/Dockerfile` and the api binary, by sha256;
 //! - invocation id: `GITHUB_RUN_ID` (and attempt).
 
-use std::path::Path;
-
-use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::model::image::ImageRef;
-use crate::support::cmd::Cmd;
 use crate::support::project::Project;
 
 pub const BUILD_TYPE: &str = "https://github.com/example/shipyard/docs/distribution.md#provenance";
@@ -21,9 +17,17 @@ pub const BUILD_TYPE: &str = "https://github.com/example/shipyard/docs/distribut
 pub struct Inputs<'a> {
     pub image: &'a ImageRef,
     pub branch: Option<&'a str>,
-    pub binary: &'a Path,
+    pub built: &'a Built,
     pub started_on: &'a str,
     pub finished_on: &'a str,
+}
+
+/// What the clean build of the commit produced (crate::build::compile).
+pub struct Built {
+    /// sha256 of `/api` as compiled.
+    pub binary_sha256: String,
+    /// `rustc --version` of the commit's pinned toolchain.
+    pub toolchain: String,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -53,12 +57,8 @@ pub fn predicate(project: &Project, inputs: &Inputs) -> anyhow::Result<Value> {
     let root = &project.root;
     let lock = root.join("Cargo.lock");
     let dockerfile = root.join("deploy/Dockerfile");
-    let sums = super::digest::sha256_files(&[&lock, &dockerfile, inputs.binary])?;
-    let rustc = Cmd::new("rustc")
-        .arg("--version")
-        .dir(root)
-        .read()
-        .context("asking the toolchain its version (rustc --version)")?;
+    let sums = super::digest::sha256_files(&[&lock, &dockerfile])?;
+    let rustc = &inputs.built.toolchain;
     let repo = repository(project);
     let sha = inputs.image.sha.as_str();
     let git_ref = env("GITHUB_REF").unwrap_or_else(|| match inputs.branch {
@@ -87,7 +87,7 @@ pub fn predicate(project: &Project, inputs: &Inputs) -> anyhow::Result<Value> {
                 {"name": "Cargo.lock", "digest": {"sha256": sums[0]}},
                 {"name": "rustc", "annotations": {"version": rustc}},
                 {"name": "deploy/Dockerfile", "digest": {"sha256": sums[1]}},
-                {"name": "api", "uri": format!("file:{}", inputs.binary.display()), "digest": {"sha256": sums[2]}},
+                {"name": "api", "uri": "file:/api", "digest": {"sha256": inputs.built.binary_sha256}},
             ]
         },
         "runDetails": {

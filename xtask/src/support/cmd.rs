@@ -27,6 +27,8 @@ pub struct Cmd {
     program: String,
     args: Vec<Arg>,
     envs: Vec<(String, String)>,
+    /// Start from an empty environment (printed as `env -i …`): only `envs` reach the child.
+    clear_env: bool,
     dir: Option<PathBuf>,
     /// Fed to the child's stdin; a secret (a mnemonic), never printed.
     stdin: Option<String>,
@@ -94,6 +96,7 @@ impl Cmd {
             program: program.into(),
             args: Vec::new(),
             envs: Vec::new(),
+            clear_env: false,
             dir: None,
             stdin: None,
         }
@@ -135,6 +138,13 @@ impl Cmd {
         self
     }
 
+    /// The child gets only the variables given with [`Cmd::env`], nothing
+    /// inherited (a clean build: no RUSTFLAGS, wrapper or secret leaks in).
+    pub fn env_clear(mut self) -> Cmd {
+        self.clear_env = true;
+        self
+    }
+
     /// A secret the child reads on stdin (printed as `<<< '***'`).
     pub fn secret_stdin(mut self, input: impl Into<String>) -> Cmd {
         self.stdin = Some(input.into());
@@ -156,6 +166,9 @@ impl Cmd {
     /// and a newline, else nothing). Exit status is ours to judge.
     fn expression(&self) -> duct::Expression {
         let mut expr = duct::cmd(&self.program, self.args.iter().map(|a| &a.value));
+        if self.clear_env {
+            expr = expr.full_env(self.envs.iter().map(|(k, v)| (k, v)));
+        }
         for (k, v) in &self.envs {
             expr = expr.env(k, v);
         }
@@ -200,6 +213,38 @@ impl Cmd {
             bail!("`{self}` failed ({})", describe(out.status));
         }
         Ok(())
+    }
+
+    /// Like [`Cmd::run`], but a Ctrl-C or SIGTERM (see `support::interrupt`)
+    /// kills the child and fails at once, so the caller's cleanup runs: for
+    /// long steps whose half-done result is thrown away (a compile, an image
+    /// build), never for a step that changes a target.
+    pub fn run_interruptible(&self) -> anyhow::Result<()> {
+        self.echo();
+        let handle = self
+            .expression()
+            .stdout_to_stderr()
+            .start()
+            .map_err(|e| self.spawn_error(e))?;
+        loop {
+            let done = handle
+                .try_wait()
+                .with_context(|| format!("waiting for `{self}`"))?;
+            if let Some(out) = done {
+                if crate::support::interrupt::requested() {
+                    bail!("`{}` was stopped", self.program);
+                }
+                if !out.status.success() {
+                    bail!("`{self}` failed ({})", describe(out.status));
+                }
+                return Ok(());
+            }
+            if crate::support::interrupt::requested() {
+                let _ = handle.kill();
+                bail!("`{}` was stopped", self.program);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Run and capture both streams; a non-zero exit is the caller's to judge.
@@ -303,6 +348,9 @@ fn quote(s: &str) -> String {
 
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.clear_env {
+            f.write_str("env -i ")?;
+        }
         for (k, v) in &self.envs {
             write!(f, "{k}={} ", quote(v))?;
         }
@@ -351,6 +399,25 @@ mod tests {
             "sh -c 'read line; echo \"got $line\"' <<< '***'"
         );
         assert_eq!(cmd.read().expect("runs"), "got w1 w2 S3CRET");
+    }
+
+    #[test]
+    fn a_cleared_environment_is_printed_and_holds_only_what_was_given() {
+        let cmd = Cmd::new("sh")
+            .env_clear()
+            .env("ONLY", "this")
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .args([
+                "-c",
+                "env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_=' | sort",
+            ]);
+        assert!(
+            cmd.to_string().starts_with("env -i ONLY=this PATH="),
+            "{cmd}"
+        );
+        let seen = cmd.read().expect("runs");
+        let names: Vec<&str> = seen.lines().filter_map(|l| l.split('=').next()).collect();
+        assert_eq!(names, ["ONLY", "PATH"], "{seen}");
     }
 
     #[test]

@@ -36,14 +36,6 @@ impl Project {
         Ok(Project { root })
     }
 
-    /// Cargo's target directory (`CARGO_TARGET_DIR` wins, as for cargo).
-    pub fn target_dir(&self) -> PathBuf {
-        match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => self.root.join(dir),
-            None => self.root.join("target"),
-        }
-    }
-
     /// xtask's own state: records, ledger, locks, rendered release configs.
     /// `XTASK_STATE_DIR` moves it (e.g. to a disk that outlives the checkout).
     pub fn state_dir(&self) -> PathBuf {

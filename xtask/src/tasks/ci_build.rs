@@ -1,14 +1,19 @@
-//! `cargo xtask ci-build`: a clean, SHA-tagged image of HEAD, pushed, read
-//! back from the registry, signature-checked, and recorded.
+//! `cargo xtask ci-build`: HEAD's commit built clean (its own checkout, an
+//! empty target dir, `--locked`, the pinned toolchain), pushed under its SHA
+//! tags, read back from the registry, signature-checked, and recorded. An
+//! existing tag is adopted only when it holds what the clean build produced.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::build::{self, BuildRecord, git};
+use crate::build::push::{self, Tags};
+use crate::build::worktree::Scratch;
+use crate::build::{self, BuildRecord, adopt, git};
 use crate::model::image::ImageRef;
 use crate::registry;
 use crate::supply;
 use crate::support::docker;
+use crate::support::interrupt;
 use crate::support::output;
 use crate::support::project::{LOCAL_REGISTRY, Project, RepositoryArgs};
 use crate::support::step::Steps;
@@ -29,16 +34,28 @@ pub struct Args {
     /// Fail unless cosign verifies the pushed digest (default: soft, record `unverified`)
     #[arg(long)]
     pub require_signature: bool,
-    /// Rebuild and push even if the SHA's tag already exists (overwrites it; said loudly)
+    /// Build and push even if the SHA's tag exists and was not adopted (overwrites it; said loudly)
     #[arg(long)]
     pub force: bool,
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
+    build::name_interruption(run_inner(args, project))
+}
+
+fn run_inner(args: Args, project: &Project) -> anyhow::Result<()> {
     let started = Instant::now();
     let started_at = output::now_rfc3339();
     let mut steps = Steps::new();
     let head = steps.run("read git HEAD", || git::clean_head(&project.root))?;
+    let hidden = git::hidden_from_status(&project.root)?;
+    if !hidden.is_empty() {
+        eprintln!(
+            "note: {} file(s) are hidden from `git status` (assume-unchanged or skip-worktree; first: {}): the build reads the commit, not the work tree, so edits to them are not built",
+            hidden.len(),
+            hidden[0]
+        );
+    }
     let repos = args.repos.resolve(project)?;
     let kind = build::route(head.branch.as_deref());
     let repository = repos.get(kind).clone();
@@ -52,48 +69,74 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     if repos.is_local_default() {
         ensure_local_registry(project, args.dry_run)?;
     }
-    let full = head.sha.as_str();
     let existing = steps.run("check the registry for this SHA", || {
-        registry::digest_of(&repository, full)
+        registry::digest_of(&repository, head.sha.as_str())
     })?;
-    let plan = build::plan(project, &repository, &head)?;
+    let plan = build::Plan::new(&project.root, &head.sha)?;
+    let tags = Tags::new(&repository, &head.sha);
+    if let (Some(digest), true) = (&existing, args.force) {
+        eprintln!(
+            "--force: {} exists ({digest}) and will be OVERWRITTEN",
+            tags.full
+        );
+    }
+    let adopting = existing.clone().filter(|_| !args.force);
+    if args.dry_run {
+        return dry_run(&plan, &tags, &repository, adopting.as_ref(), args.json);
+    }
+    interrupt::install()?;
+    let scratch = Scratch::create(plan.layout.base.clone())?;
 
-    let (digest, pushed) = match (existing, args.force) {
-        (Some(digest), false) => {
+    // supply chain (issue 10): the compile is `cargo auditable build`.
+    supply::tools::require_cargo_auditable()?;
+    let outcome = match adopting {
+        Some(digest) => {
             eprintln!(
-                "{} already exists ({digest}): tags are immutable, nothing is built or pushed (--force rebuilds and overwrites)",
-                plan.full_tag
+                "{} already exists ({digest}): tags are immutable; it is adopted only if it is what a clean build of {} produces",
+                tags.full, head.sha
             );
-            if args.dry_run {
-                eprintln!("(dry run) nothing would be built or pushed; nothing was recorded");
-                return Ok(());
+            let found = steps.run("read the existing image", || {
+                adopt::examine(&repository, &digest)
+            })?;
+            adopt::check_revision(&found, &tags.full, &head.sha)?;
+            let held = found.hash_api(&plan.layout.pulled())?;
+            let compiled = build::compile(&plan, &project.root, &scratch, &mut steps)?;
+            adopt::check_binary(&found, &held, &tags.full, &head.sha, &compiled.sha256)?;
+            eprintln!(
+                "{} holds exactly what {} builds (/api sha256 {}): adopted, nothing pushed",
+                tags.full, head.sha, compiled.sha256
+            );
+            push::complete_short_tag(&tags, &repository, &head.sha, &digest)?;
+            Outcome {
+                digest,
+                pushed: false,
+                layer_diff_id: found.top_layer().cloned(),
+                compiled,
             }
-            build::complete_short_tag(&plan, &repository, &head.sha, &digest)?;
-            (digest, false)
         }
-        (existing, force) => {
-            if let (Some(digest), true) = (&existing, force) {
-                eprintln!(
-                    "--force: {} exists ({digest}) and will be OVERWRITTEN",
-                    plan.full_tag
-                );
+        None => {
+            let compiled = build::compile(&plan, &project.root, &scratch, &mut steps)?;
+            let image = build::build_image(&plan, &compiled, &mut steps)?;
+            let layer_diff_id = image.top_layer()?.clone();
+            let digest = push::push(&image.id, &tags, &repository, &head.sha, &mut steps)?;
+            Outcome {
+                digest,
+                pushed: true,
+                layer_diff_id: Some(layer_diff_id),
+                compiled,
             }
-            if args.dry_run {
-                return dry_run(&plan, args.json);
-            }
-            // supply chain (issue 10): the compile is `cargo auditable build`.
-            supply::tools::require_cargo_auditable()?;
-            (
-                build::build_and_push(&plan, &repository, &head.sha, &mut steps)?,
-                true,
-            )
         }
     };
+    drop(scratch);
 
     let image = ImageRef {
         repository: repository.clone(),
         sha: head.sha.clone(),
-        digest,
+        digest: outcome.digest.clone(),
+    };
+    let built = supply::provenance::Built {
+        binary_sha256: outcome.compiled.sha256.clone(),
+        toolchain: outcome.compiled.toolchain.clone(),
     };
     // ── supply chain (issue 10): after the push and read-back, sign the
     // digest, SBOM (syft on the pushed image), attest SBOM and provenance,
@@ -103,7 +146,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             project,
             image: &image,
             branch: head.branch.as_deref(),
-            built: pushed.then_some(plan.binary.as_path()),
+            built: outcome.pushed.then_some(&built),
             started_on: started_at,
             require_signature: args.require_signature,
         },
@@ -118,7 +161,11 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         branch: head.branch.clone(),
         image_ref: image.pinned(),
         image_digest: image.digest.clone(),
-        pushed,
+        pushed: outcome.pushed,
+        binary_sha256: Some(outcome.compiled.sha256),
+        layer_diff_id: outcome.layer_diff_id,
+        toolchain: Some(outcome.compiled.toolchain),
+        compile_duration_sec: Some(output::seconds(outcome.compiled.duration)),
         signature_status: signature.status,
         signature_reason: signature.reason,
         supply,
@@ -136,13 +183,14 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             ("image_sha", build.image_sha.as_str()),
         ],
         &format!(
-            "### api image\n\n| | |\n|---|---|\n| image | `{}` |\n| digest | `{}` |\n| pushed | {} |\n| signature | {} |\n",
+            "### api image\n\n| | |\n|---|---|\n| image | `{}` |\n| digest | `{}` |\n| binary sha256 | `{}` |\n| pushed | {} |\n| signature | {} |\n",
             build.image_ref,
             build.image_digest,
+            build.binary_sha256.as_deref().unwrap_or_default(),
             if build.pushed {
                 "yes"
             } else {
-                "no (already present)"
+                "no (already present, matches a clean build)"
             },
             match &build.signature_reason {
                 Some(reason) => format!("unverified ({reason})"),
@@ -157,6 +205,13 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         output::print_line(&build)?;
     }
     Ok(())
+}
+
+struct Outcome {
+    digest: crate::model::digest::Digest,
+    pushed: bool,
+    layer_diff_id: Option<crate::model::digest::Digest>,
+    compiled: build::Compiled,
 }
 
 fn ensure_local_registry(project: &Project, dry_run: bool) -> anyhow::Result<()> {
@@ -175,18 +230,26 @@ fn ensure_local_registry(project: &Project, dry_run: bool) -> anyhow::Result<()>
     registry::local::up(&project.state_dir(), 5000)
 }
 
-fn dry_run(plan: &build::Plan, json: bool) -> anyhow::Result<()> {
-    let commands = [
-        plan.compile.to_string(),
-        format!(
-            "cp {} {}/api",
-            plan.binary.display(),
-            plan.context.display()
-        ),
-        plan.image_build.to_string(),
-        format!("docker push {}", plan.full_tag),
-        format!("docker push {}", plan.short_tag),
-    ];
+fn dry_run(
+    plan: &build::Plan,
+    tags: &Tags,
+    repository: &crate::model::repository::Repository,
+    adopting: Option<&crate::model::digest::Digest>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut commands = Vec::new();
+    if let Some(digest) = adopting {
+        let by_digest = format!("{repository}@{digest}");
+        eprintln!(
+            "(dry run) {} exists: a real run reads it ({by_digest}), compiles {} clean, and adopts it only if both hold the same /api; nothing is pushed",
+            tags.full, plan.sha
+        );
+        commands.push(format!("docker pull --platform linux/amd64 {by_digest}"));
+        commands.extend(plan.commands().into_iter().take(3));
+    } else {
+        commands.extend(plan.commands());
+        commands.extend(tags.commands("<image id>"));
+    }
     for c in &commands {
         eprintln!("(dry run) $ {c}");
     }

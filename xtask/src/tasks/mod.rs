@@ -9,3 +9,4 @@ pub mod release_args;
 pub mod rollback;
 pub mod signing_report;
 pub mod status;
+pub mod verify_build;

@@ -1,32 +1,22 @@
 //! `cargo xtask ci-build` end to end: the real binary, the real Docker engine,
 //! a real registry (Debian's docker-registry), the fake cosign.
 //!
-//! Real image builds are few: one build of `main` shared by the happy path,
-//! the signature tests and the fault tests that need a built binary (they push
-//! the same commit to other repository paths, so cargo has nothing to redo),
-//! and one feature-branch build. Every other test fails before building.
+//! Every build is clean (own checkout, empty target dir, all dependencies
+//! compiled), so real builds of the api are few: the main-branch and
+//! feature-branch tests read the shared world's builds (`support/world.rs`,
+//! also deploy's). Tests of the build machinery itself (adoption, refusals,
+//! signatures, push faults, Ctrl-C) build the tiny api (`Project::tiny`):
+//! the same clean build, seconds instead of minutes. Every other test fails
+//! before building.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use crate::support::world::{CANONICAL, STAGING, TinyBuild, repo_flags, tiny_build, world};
 use crate::support::*;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-const CANONICAL: &str = "acme/api";
-const STAGING: &str = "acme/api-staging";
-
-/// `--repository <registry>/acme/api --staging-repository <registry>/acme/api-staging`.
-fn repo_flags(host_repo: impl Fn(&str) -> String) -> Vec<String> {
-    vec![
-        "--repository".to_owned(),
-        host_repo(CANONICAL),
-        "--staging-repository".to_owned(),
-        host_repo(STAGING),
-    ]
-}
 
 fn args<'a>(fixed: &[&'a str], more: &'a [String]) -> Vec<&'a str> {
     fixed
@@ -48,99 +38,36 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-/// One build of `main`, shared: the first test that needs it builds it.
-struct MainBuild {
-    registry: Registry,
-    project: Project,
-    docker: DockerGuard,
-    /// metadata.json as the first (pushing) build wrote it.
-    record: Value,
-    /// The first build's last stdout line (`--json`).
-    json_line: Value,
-    /// Builds in `project` share `target/xtask/image-context`: one at a time.
-    builds: Mutex<()>,
-    /// `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY` of the first build.
-    github: TempDir,
-}
-
-impl MainBuild {
-    fn flags(&self) -> Vec<String> {
-        repo_flags(|p| self.registry.repo(p))
-    }
-
-    fn digest(&self) -> &str {
-        field(&self.record, "image_digest")
-    }
-
-    fn build_lock(&self) -> MutexGuard<'_, ()> {
-        self.builds.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-fn main_build() -> &'static MainBuild {
-    static BUILD: OnceLock<MainBuild> = OnceLock::new();
-    BUILD.get_or_init(|| {
-        let registry = Registry::start();
-        let project = Project::new();
-        let docker = DockerGuard::new();
-        docker.images_under(&format!("{}/", registry.host()));
-        docker.clean_at_exit();
-        let flags = repo_flags(|p| registry.repo(p));
-        let github = TempDir::new("github");
-        github.remove_at_exit();
-        let run = project
-            .xtask_cmd(&args(&["ci-build", "--json"], &flags))
-            .path(path_without(&["cosign"]))
-            .env("GITHUB_OUTPUT", github.join("output"))
-            .env("GITHUB_STEP_SUMMARY", github.join("summary.md"))
-            .run();
-        eprintln!(
-            "ci-build (first build of main) took {:.1}s",
-            run.elapsed.as_secs_f64()
-        );
-        run.expect_success();
-        let record = read_json(&project.metadata_path());
-        let json_line = run.last_json();
-        MainBuild {
-            registry,
-            project,
-            docker,
-            record,
-            json_line,
-            builds: Mutex::new(()),
-            github,
-        }
-    })
-}
-
 #[test]
 fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
-    let build = main_build();
-    let (registry, project, record) = (&build.registry, &build.project, &build.record);
-    let sha = project.sha();
+    let w = world();
+    let (registry, built, record) = (&w.registry, &w.a, &w.a.record);
+    let sha = built.sha.clone();
     let short = &sha[..12];
-    let repo = registry.repo(CANONICAL);
-    let digest = build.digest();
+    let repo = w.canonical.clone();
+    let digest = built.digest.as_str();
 
     // The registry itself: both tags, the recorded digest, nothing floating.
-    assert_eq!(registry.digest(CANONICAL, &sha).as_deref(), Some(digest));
-    assert_eq!(registry.digest(CANONICAL, short).as_deref(), Some(digest));
-    let mut expected_tags = vec![sha.clone(), short.to_owned()];
-    expected_tags.sort();
-    assert_eq!(
-        registry.tags(CANONICAL),
-        expected_tags,
-        "no `latest`, no other tag"
-    );
-    assert_eq!(registry.digest(CANONICAL, "latest"), None);
+    assert_eq!(registry.digest("it/api", &sha).as_deref(), Some(digest));
+    assert_eq!(registry.digest("it/api", short).as_deref(), Some(digest));
+    let tags = registry.tags("it/api");
     assert!(
-        registry.tags(STAGING).is_empty(),
+        tags.contains(&sha) && tags.iter().any(|t| t == short),
+        "{tags:?}"
+    );
+    assert!(
+        tags.iter()
+            .all(|t| (t.len() == 40 || t.len() == 12) && t.bytes().all(|b| b.is_ascii_hexdigit())),
+        "only SHA tags, no `latest`: {tags:?}"
+    );
+    assert_eq!(registry.digest("it/api", "latest"), None);
+    assert!(
+        !registry.tags("it/api-staging").contains(&sha),
         "main never lands in staging"
     );
 
     // GitHub step outputs and the job summary.
-    let outputs =
-        std::fs::read_to_string(build.github.join("output")).expect("GITHUB_OUTPUT written");
+    let outputs = std::fs::read_to_string(w.github.join("output")).expect("GITHUB_OUTPUT written");
     assert!(
         outputs.contains(&format!("image_ref={repo}:{sha}@{digest}\n")),
         "{outputs}"
@@ -150,8 +77,7 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
         "{outputs}"
     );
     assert!(outputs.contains(&format!("image_sha={sha}\n")), "{outputs}");
-    let summary =
-        std::fs::read_to_string(build.github.join("summary.md")).expect("summary written");
+    let summary = std::fs::read_to_string(w.github.join("summary.md")).expect("summary written");
     assert!(
         summary.contains(digest) && summary.contains("unverified (cosign not found)"),
         "{summary}"
@@ -173,16 +99,46 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
     assert_eq!(field(record, "signature_status"), "unverified");
     assert_eq!(field(record, "signature_reason"), "cosign not found");
     let took = record["build_duration_sec"].as_f64().expect("a number");
-    assert!(took > 0.0, "build_duration_sec {took}");
-    let built_at = field(record, "built_at");
-    let built = OffsetDateTime::parse(built_at, &Rfc3339).expect("built_at is RFC 3339");
+    let compile = record["compile_duration_sec"].as_f64().expect("a number");
     assert!(
-        (OffsetDateTime::now_utc() - built).whole_hours().abs() < 2,
+        compile > 0.0 && compile < took,
+        "compile {compile} within build {took}"
+    );
+    assert!(
+        field(record, "toolchain").starts_with("rustc 1.95.0 "),
+        "the commit's pinned toolchain: {record}"
+    );
+    let built_at = field(record, "built_at");
+    let at = OffsetDateTime::parse(built_at, &Rfc3339).expect("built_at is RFC 3339");
+    assert!(
+        (OffsetDateTime::now_utc() - at).whole_hours().abs() < 2,
         "built_at {built_at} is not now"
     );
     assert_eq!(
-        build.json_line, *record,
+        built.json_line, *record,
         "--json prints the record as the last line"
+    );
+
+    // Built clean, from the commit: a detached checkout, an empty
+    // environment, --locked, the pinned toolchain; all cleaned up after.
+    for part in [
+        "$ git -C ",
+        "worktree add --detach ",
+        "$ env -i PATH=",
+        "rustup run 1.95.0 cargo build --release --locked --package api --target x86_64-unknown-linux-gnu",
+        "--remap-path-prefix=",
+        "Compiling tokio ",
+    ] {
+        assert!(
+            built.stderr.contains(part),
+            "`{part}` in:\n{}",
+            built.stderr
+        );
+    }
+    assert!(
+        w.project.git(&["worktree", "list"]).lines().count() == 1,
+        "the temporary checkout is gone: {}",
+        w.project.git(&["worktree", "list"])
     );
 
     // The image's labels and user, from the engine.
@@ -204,7 +160,12 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
             .to_owned()
     };
     assert_eq!(label("revision"), sha);
-    let commit_time = OffsetDateTime::from_unix_timestamp(project.commit_time())
+    let commit_time: i64 = w
+        .project
+        .git(&["show", "-s", "--format=%ct", &sha])
+        .parse()
+        .expect("commit time");
+    let commit_time = OffsetDateTime::from_unix_timestamp(commit_time)
         .expect("commit time")
         .format(&Rfc3339)
         .expect("format");
@@ -218,6 +179,21 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
     assert_eq!(inspect("{{.Config.User}}"), "65532:65532");
     assert_eq!(inspect("{{.Os}}/{{.Architecture}}"), "linux/amd64");
 
+    // The binary: its hash (by coreutils, not the xtask) is the record's and
+    // the label's; its layer is the record's and holds a file with the
+    // commit time as mtime.
+    let dir = TempDir::new("main-api");
+    let api = extract_api(&format!("{repo}:{sha}"), &dir);
+    let hash = sha256sum(&api);
+    assert_eq!(field(record, "binary_sha256"), hash);
+    assert_eq!(
+        labels["shipyard.binary.sha256"].as_str(),
+        Some(hash.as_str())
+    );
+    let layers = layer_diff_ids(&format!("{repo}:{sha}"));
+    assert_eq!(layers.len(), 1, "FROM scratch + one COPY: {layers:?}");
+    assert_eq!(field(record, "layer_diff_id"), layers[0]);
+
     // It runs, and says it is this commit.
     let container = docker_ok(&[
         "run",
@@ -226,7 +202,6 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
         "127.0.0.1::8080",
         field(record, "image_ref"),
     ]);
-    build.docker.container(&container);
     let guard = DockerGuard::new();
     guard.container(&container);
     let port = docker_ok(&["port", &container, "8080/tcp"]);
@@ -244,6 +219,11 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
     let version: Value = serde_json::from_str(&version).expect("/version is JSON");
     assert_eq!(field(&version, "git_sha"), sha);
     assert_eq!(field(&version, "short_sha"), short);
+    assert_eq!(
+        field(&version, "built_at"),
+        commit_time,
+        "SOURCE_DATE_EPOCH is the commit time"
+    );
     let top = docker_ok(&["top", &container, "-o", "pid,uid"]);
     let uids: Vec<&str> = top
         .lines()
@@ -251,44 +231,6 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
     assert_eq!(uids, ["65532"], "the process runs as 65532: {top}");
-
-    // Same commit again: nothing built or pushed, same digest, registry unchanged.
-    let out = TempDir::new("second");
-    let again = project
-        .xtask_cmd(&args(
-            &[
-                "ci-build",
-                "--json",
-                "--out",
-                &out.join("m.json").display().to_string(),
-            ],
-            &build.flags(),
-        ))
-        .path(path_without(&["cosign"]))
-        .run();
-    eprintln!(
-        "ci-build (same commit again) took {:.1}s",
-        again.elapsed.as_secs_f64()
-    );
-    again.expect_success();
-    assert!(
-        again.stderr.contains("already exists"),
-        "says so:\n{}",
-        again.stderr
-    );
-    assert!(
-        again.stderr.contains("nothing is built or pushed"),
-        "{}",
-        again.stderr
-    );
-    assert!(!again.stderr.contains("$ docker build") && !again.stderr.contains("$ docker push"));
-    let second = again.last_json();
-    assert_eq!(second["pushed"], Value::Bool(false));
-    assert_eq!(field(&second, "image_digest"), digest);
-    assert_eq!(field(&second, "image_ref"), field(record, "image_ref"));
-    assert_eq!(read_json(&out.join("m.json")), second);
-    assert_eq!(registry.tags(CANONICAL), expected_tags);
-    assert_eq!(registry.digest(CANONICAL, &sha).as_deref(), Some(digest));
 }
 
 fn api_version() -> String {
@@ -303,36 +245,27 @@ fn api_version() -> String {
 
 #[test]
 fn feature_branch_build_lands_in_the_staging_repository_only() {
-    let registry = Registry::start();
-    let docker = DockerGuard::new();
-    docker.images_under(&format!("{}/", registry.host()));
-    let project = Project::new();
-    project.checkout_new_branch("feature/login");
-    let sha = project.sha();
-    let run = project.xtask(&args(
-        &["ci-build", "--json"],
-        &repo_flags(|p| registry.repo(p)),
-    ));
-    eprintln!(
-        "ci-build (feature branch) took {:.1}s",
-        run.elapsed.as_secs_f64()
-    );
-    run.expect_success();
-    let record = run.last_json();
-    assert_eq!(field(&record, "repository"), registry.repo(STAGING));
-    assert_eq!(field(&record, "repository_kind"), "staging");
-    assert_eq!(field(&record, "branch"), "feature/login");
-    let digest = field(&record, "image_digest");
-    assert_eq!(registry.digest(STAGING, &sha).as_deref(), Some(digest));
+    let w = world();
+    let record = &w.feature.record;
+    let sha = &w.feature.sha;
+    assert_eq!(field(record, "repository"), w.staging);
+    assert_eq!(field(record, "repository_kind"), "staging");
+    assert_eq!(field(record, "branch"), "feature/x");
+    let digest = field(record, "image_digest");
     assert_eq!(
-        registry.digest(STAGING, &sha[..12]).as_deref(),
+        w.registry.digest("it/api-staging", sha).as_deref(),
         Some(digest)
     );
-    assert!(
-        registry.tags(CANONICAL).is_empty(),
+    assert_eq!(
+        w.registry.digest("it/api-staging", &sha[..12]).as_deref(),
+        Some(digest)
+    );
+    assert_eq!(
+        w.registry.digest("it/api", sha),
+        None,
         "nothing in the canonical repository"
     );
-    assert_eq!(record, read_json(&project.metadata_path()));
+    assert_eq!(w.feature.json_line, *record);
 }
 
 #[test]
@@ -366,6 +299,25 @@ fn dry_run_prints_the_clean_build_and_changes_nothing() {
     )));
     let plan = run.last_json();
     assert_eq!(plan["dry_run"], Value::Bool(true));
+    // The clean build, in order: a checkout of the commit, then a compile
+    // from an empty environment in it.
+    let commands: Vec<&str> = plan["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        commands[0].contains("worktree add --detach ")
+            && commands[0].ends_with(&format!("/src {}", project.sha())),
+        "{commands:?}"
+    );
+    assert!(
+        commands[2].starts_with("env -i PATH=")
+            && commands[2].contains("rustup run 1.95.0 cargo build --release --locked"),
+        "{commands:?}"
+    );
+    assert_eq!(project.git(&["worktree", "list"]).lines().count(), 1);
     assert!(registry.tags(CANONICAL).is_empty() && registry.tags(STAGING).is_empty());
     assert!(!project.metadata_path().exists(), "no metadata.json");
     assert!(
@@ -422,7 +374,7 @@ fn version_and_source_come_from_cargo_with_workspace_inheritance() {
 
 #[test]
 fn dry_run_of_an_already_pushed_commit_records_nothing() {
-    let build = main_build();
+    let build = tiny_build();
     let out = TempDir::new("dry-existing");
     let out_file = out.join("m.json");
     let tags_before = build.registry.tags(CANONICAL);
@@ -446,12 +398,19 @@ fn dry_run_of_an_already_pushed_commit_records_nothing() {
         "--dry-run wrote a record:\n{}",
         run.stderr
     );
+    assert!(
+        run.stderr
+            .contains("adopts it only if both hold the same /api"),
+        "says what a real run would do:\n{}",
+        run.stderr
+    );
 }
 
-/// A ci-build of the shared commit (already pushed: no build) with the fake
-/// cosign on PATH, `COSIGN_PUBLIC_KEY=<public>`, the record to a temp file.
+/// A ci-build of the shared tiny commit (already pushed: adopted after a
+/// clean compile, nothing pushed) with the fake cosign on PATH,
+/// `COSIGN_PUBLIC_KEY=<public>`, the record to a temp file.
 fn ci_build_with_cosign(cosign: &FakeCosign, public: &Path, extra: &[&str]) -> (Run, TempDir) {
-    let build = main_build();
+    let build = tiny_build();
     let out = TempDir::new("cosign-out");
     let out_file = out.join("m.json").display().to_string();
     let mut fixed = vec!["ci-build", "--json", "--out", &out_file];
@@ -467,7 +426,7 @@ fn ci_build_with_cosign(cosign: &FakeCosign, public: &Path, extra: &[&str]) -> (
 }
 
 fn by_digest() -> String {
-    let build = main_build();
+    let build = tiny_build();
     format!("{}@{}", build.registry.repo(CANONICAL), build.digest())
 }
 
@@ -709,7 +668,7 @@ fn malformed_repository_names_are_one_line_usage_errors() {
 
 #[test]
 fn registry_serving_another_digest_than_pushed_is_caught() {
-    let build = main_build();
+    let build = tiny_build();
     let path = "fault/rewritten";
     let sha = build.project.sha();
     let guard = DockerGuard::new();
@@ -731,22 +690,19 @@ fn registry_serving_another_digest_than_pushed_is_caught() {
     guard.images_under(&format!("127.0.0.1:{}/", proxy.port()));
     let out = TempDir::new("rewritten-out");
     let out_file = out.join("m.json").display().to_string();
-    let run = {
-        let _one_build = build.build_lock();
-        build
-            .project
-            .xtask_cmd(&[
-                "ci-build",
-                "--out",
-                &out_file,
-                "--repository",
-                &proxy.repo(path),
-                "--staging-repository",
-                &proxy.repo("fault/staging"),
-            ])
-            .path(path_without(&["cosign"]))
-            .run()
-    };
+    let run = build
+        .project
+        .xtask_cmd(&[
+            "ci-build",
+            "--out",
+            &out_file,
+            "--repository",
+            &proxy.repo(path),
+            "--staging-repository",
+            &proxy.repo("fault/staging"),
+        ])
+        .path(path_without(&["cosign"]))
+        .run();
     eprintln!(
         "ci-build (registry rewrites a tag) took {:.1}s",
         run.elapsed.as_secs_f64()
@@ -777,13 +733,13 @@ fn registry_serving_another_digest_than_pushed_is_caught() {
     );
 }
 
-/// Push `main`'s commit through a proxy that fails the manifest PUT of
+/// Push the tiny commit through a proxy that fails the manifest PUT of
 /// `failing_tag(sha)`; returns the run.
 fn push_through_failing_proxy(
     path: &str,
     failing_tag: impl Fn(&str) -> String,
 ) -> (Run, Proxy, DockerGuard) {
-    let build = main_build();
+    let build = tiny_build();
     let sha = build.project.sha();
     let proxy = Proxy::start(
         build.registry.port(),
@@ -796,22 +752,19 @@ fn push_through_failing_proxy(
     guard.images_under(&format!("127.0.0.1:{}/", proxy.port()));
     let out = TempDir::new("failing-push");
     let out_file = out.join("m.json");
-    let run = {
-        let _one_build = build.build_lock();
-        build
-            .project
-            .xtask_cmd(&[
-                "ci-build",
-                "--out",
-                &out_file.display().to_string(),
-                "--repository",
-                &proxy.repo(path),
-                "--staging-repository",
-                &proxy.repo(&format!("{path}-staging")),
-            ])
-            .path(path_without(&["cosign"]))
-            .run()
-    };
+    let run = build
+        .project
+        .xtask_cmd(&[
+            "ci-build",
+            "--out",
+            &out_file.display().to_string(),
+            "--repository",
+            &proxy.repo(path),
+            "--staging-repository",
+            &proxy.repo(&format!("{path}-staging")),
+        ])
+        .path(path_without(&["cosign"]))
+        .run();
     eprintln!(
         "ci-build (push fails midway) took {:.1}s",
         run.elapsed.as_secs_f64()
@@ -830,7 +783,7 @@ fn push_through_failing_proxy(
 
 #[test]
 fn push_failing_midway_is_an_error_that_names_the_tag() {
-    let build = main_build();
+    let build = tiny_build();
     let sha = build.project.sha();
     let short = sha[..12].to_owned();
 
@@ -864,8 +817,8 @@ fn push_failing_midway_is_an_error_that_names_the_tag() {
 }
 
 #[test]
-fn rerun_after_a_half_failed_push_completes_or_refuses() {
-    let build = main_build();
+fn rerun_after_a_half_failed_push_adopts_the_full_tag_and_completes_the_short_one() {
+    let build = tiny_build();
     let sha = build.project.sha();
     let short = sha[..12].to_owned();
     let path = "fault/half-pushed";
@@ -884,33 +837,363 @@ fn rerun_after_a_half_failed_push_completes_or_refuses() {
     let guard = DockerGuard::new();
     guard.images_under(&format!("{}/{path}:", build.registry.host()));
     let out = TempDir::new("half-pushed");
-    let rerun = {
-        let _one_build = build.build_lock();
-        build
-            .project
-            .xtask_cmd(&[
+    let rerun = build
+        .project
+        .xtask_cmd(&[
+            "ci-build",
+            "--out",
+            &out.join("m.json").display().to_string(),
+            "--repository",
+            &build.registry.repo(path),
+            "--staging-repository",
+            &build.registry.repo(&format!("{path}-staging")),
+        ])
+        .path(path_without(&["cosign"]))
+        .run();
+    // The full tag holds what a clean build of the commit produces: adopted,
+    // and the missing short tag pushed from its digest.
+    rerun.expect_success();
+    assert!(
+        rerun.stderr.contains("adopted, nothing pushed") && rerun.stderr.contains(&short),
+        "{}",
+        rerun.stderr
+    );
+    assert_eq!(
+        build.registry.digest(path, &short),
+        Some(full_digest.clone()),
+        "both tags on one digest"
+    );
+    let record = read_json(&out.join("m.json"));
+    assert_eq!(record["pushed"], Value::Bool(false));
+    assert_eq!(field(&record, "image_digest"), full_digest);
+}
+
+// ------------------------------------------------------------ adoption
+
+#[test]
+fn same_commit_again_is_adopted_only_after_a_clean_build_matches_it() {
+    let build = tiny_build();
+    let tags_before = build.registry.tags(CANONICAL);
+    let out = TempDir::new("again");
+    let again = build
+        .project
+        .xtask_cmd(&args(
+            &[
                 "ci-build",
+                "--json",
                 "--out",
                 &out.join("m.json").display().to_string(),
-                "--repository",
-                &build.registry.repo(path),
-                "--staging-repository",
-                &build.registry.repo(&format!("{path}-staging")),
-            ])
-            .path(path_without(&["cosign"]))
-            .run()
-    };
-    if rerun.status.success() {
-        assert_eq!(
-            build.registry.digest(path, &short),
-            Some(full_digest),
-            "a successful re-run leaves both tags on one digest"
-        );
-    } else {
-        assert!(
-            rerun.single_error().contains(&short),
-            "names the missing tag"
-        );
-        assert!(!out.join("m.json").exists());
-    }
+            ],
+            &build.flags(),
+        ))
+        .path(path_without(&["cosign"]))
+        .run();
+    again.expect_success();
+    // Compiled clean, compared, nothing built into an image or pushed.
+    assert!(
+        again
+            .stderr
+            .contains("rustup run 1.95.0 cargo build --release --locked"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains(&format!(
+            "/api sha256 {}): adopted, nothing pushed",
+            build.binary_sha256()
+        )),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("$ docker build") && !again.stderr.contains("$ docker push"));
+    let second = again.last_json();
+    assert_eq!(second["pushed"], Value::Bool(false));
+    assert_eq!(field(&second, "image_digest"), build.digest());
+    assert_eq!(field(&second, "binary_sha256"), build.binary_sha256());
+    assert_eq!(second["layer_diff_id"], build.record["layer_diff_id"]);
+    assert_eq!(read_json(&out.join("m.json")), second);
+    assert_eq!(build.registry.tags(CANONICAL), tags_before);
+    assert_eq!(
+        build.registry.digest(CANONICAL, build.sha()).as_deref(),
+        Some(build.digest())
+    );
+}
+
+/// A ci-build of the tiny commit with `--repository <registry>/<path>`.
+fn ci_build_into(build: &TinyBuild, path: &str, extra: &[&str], out: &TempDir) -> Run {
+    let out_file = out.join("m.json").display().to_string();
+    let canonical = build.registry.repo(path);
+    let staging = build.registry.repo(&format!("{path}-staging"));
+    let mut argv = vec![
+        "ci-build",
+        "--json",
+        "--out",
+        &out_file,
+        "--repository",
+        &canonical,
+        "--staging-repository",
+        &staging,
+    ];
+    argv.extend_from_slice(extra);
+    build
+        .project
+        .xtask_cmd(&argv)
+        .path(path_without(&["cosign"]))
+        .run()
+}
+
+#[test]
+fn a_hand_pushed_tag_naming_another_commit_is_refused_before_compiling() {
+    let build = tiny_build();
+    let path = "hand/api";
+    let tag = format!("{}:{}", build.registry.repo(path), build.sha());
+    let other = "1234abcd".repeat(5);
+    docker_build_labelled(
+        &tag,
+        "made by hand\n",
+        &[("org.opencontainers.image.revision", &other)],
+    );
+    docker_ok(&["push", &tag]);
+    let before = build.registry.digest(path, build.sha()).expect("pushed");
+
+    let out = TempDir::new("hand");
+    let run = ci_build_into(build, path, &[], &out);
+    let error = run.single_error();
+    assert!(
+        error.contains(&other) && error.contains(build.sha()),
+        "names both SHAs: {error}"
+    );
+    assert!(
+        error.contains("refusing to adopt") && error.contains("--force"),
+        "{error}"
+    );
+    assert!(
+        !run.stderr.contains("cargo build"),
+        "refused before compiling:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        build.registry.digest(path, build.sha()),
+        Some(before),
+        "tag untouched"
+    );
+    assert!(!out.join("m.json").exists(), "no record");
+    assert!(run.stdout.trim().is_empty(), "no JSON line");
+}
+
+#[test]
+fn a_swapped_binary_under_the_original_labels_is_refused_and_force_rebuilds_it() {
+    let build = tiny_build();
+    let path = "swap/api";
+    let tag = format!("{}:{}", build.registry.repo(path), build.sha());
+    // FROM the real image: every label (revision, binary sha256) inherited.
+    let swapped = b"#!/bin/true\nnot the binary the commit builds\n";
+    docker_build_swapped(&build.tag(), &tag, swapped);
+    docker_ok(&["push", &tag]);
+    let swapped_digest = build.registry.digest(path, build.sha()).expect("pushed");
+    let dir = TempDir::new("swapped");
+    std::fs::write(dir.join("swapped"), swapped).expect("write");
+    let swapped_sha256 = sha256sum(&dir.join("swapped"));
+
+    let out = TempDir::new("swap");
+    let run = ci_build_into(build, path, &[], &out);
+    let error = run.single_error();
+    assert!(
+        error.contains(&swapped_sha256) && error.contains(build.binary_sha256()),
+        "names the image's /api sha256 and the clean build's: {error}"
+    );
+    assert!(error.contains("refusing to adopt"), "{error}");
+    assert!(!out.join("m.json").exists(), "no record");
+    assert_eq!(
+        build.registry.digest(path, build.sha()).as_deref(),
+        Some(swapped_digest.as_str())
+    );
+
+    // --force: built clean and pushed over it, said loudly.
+    let forced = ci_build_into(build, path, &["--force"], &out);
+    forced.expect_success();
+    assert!(
+        forced.stderr.contains("will be OVERWRITTEN"),
+        "{}",
+        forced.stderr
+    );
+    let record = forced.last_json();
+    assert_eq!(record["pushed"], Value::Bool(true));
+    assert_eq!(field(&record, "binary_sha256"), build.binary_sha256());
+    let now = build.registry.digest(path, build.sha()).expect("pushed");
+    assert_ne!(now, swapped_digest);
+    let api = extract_api(&format!("{}@{now}", build.registry.repo(path)), &dir);
+    assert_eq!(sha256sum(&api), build.binary_sha256());
+}
+
+// ---------------------------------------------- what a careless operator does
+
+#[test]
+fn an_edit_hidden_by_assume_unchanged_is_not_built() {
+    let registry = Registry::start();
+    let docker = DockerGuard::new();
+    docker.images_under(&format!("{}/", registry.host()));
+    let project = Project::tiny();
+    project.git(&["update-index", "--assume-unchanged", "api/src/main.rs"]);
+    let committed = std::fs::read_to_string(project.root().join("api/src/main.rs")).expect("read");
+    let edited = committed.replace("marker:as-committed", "marker:edited-not-committed");
+    project.write("api/src/main.rs", &edited);
+    assert_eq!(
+        project.git(&["status", "--porcelain"]),
+        "",
+        "git cannot see the edit"
+    );
+
+    let run = project
+        .xtask_cmd(&args(
+            &["ci-build", "--json"],
+            &repo_flags(|p| registry.repo(p)),
+        ))
+        .path(path_without(&["cosign"]))
+        .run();
+    run.expect_success();
+    assert!(
+        run.stderr.contains("hidden from `git status`") && run.stderr.contains("api/src/main.rs"),
+        "says so:\n{}",
+        run.stderr
+    );
+    let record = run.last_json();
+    let dir = TempDir::new("hidden-edit");
+    let api = extract_api(field(&record, "image_ref"), &dir);
+    let out = std::process::Command::new(&api)
+        .output()
+        .expect("run the extracted binary");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("tiny api {} marker:as-committed", project.sha())),
+        "the committed bytes were built: {said}"
+    );
+    assert!(!said.contains("edited"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(project.root().join("api/src/main.rs")).expect("read"),
+        edited,
+        "the user's file is left as it was"
+    );
+}
+
+/// Start a tiny ci-build as a terminal job, wait until `ready(scratch
+/// dirs)` says so, press Ctrl-C (SIGINT to the whole job); then nothing may
+/// be left: no checkout, no scratch dir, no tag, no record.
+fn interrupt_when(label: &str, ready: impl Fn(&Path) -> bool) -> String {
+    let registry = Registry::start();
+    let docker = DockerGuard::new();
+    docker.images_under(&format!("{}/", registry.host()));
+    let project = Project::tiny();
+    let tmp = TempDir::new("tmpdir");
+    let child = project
+        .xtask_cmd(&args(&["ci-build"], &repo_flags(|p| registry.repo(p))))
+        .env("TMPDIR", tmp.path())
+        .spawn_job();
+    let reached = poll_until(Duration::from_secs(60), || {
+        std::fs::read_dir(tmp.path())
+            .ok()?
+            .filter_map(Result::ok)
+            .any(|e| ready(&e.path()))
+            .then_some(())
+    });
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("run kill");
+    let out = child.wait_with_output().expect("wait for xtask");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        reached.is_some(),
+        "{label}: not reached within 60 s:\n{stderr}"
+    );
+    assert!(signalled.success());
+    assert!(
+        !out.status.success(),
+        "{label}: interrupted run succeeded:\n{stderr}"
+    );
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(
+        error.len() == 1 && error[0].starts_with("error: interrupted (Ctrl-C or SIGTERM)"),
+        "{label}: one line that says why:\n{stderr}"
+    );
+    assert_eq!(
+        project.git(&["worktree", "list"]).lines().count(),
+        1,
+        "{label}: the checkout is removed:\n{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("read tmp")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{label}: scratch dir removed: {left:?}\n{stderr}"
+    );
+    assert!(
+        registry.tags(CANONICAL).is_empty(),
+        "{label}: nothing pushed"
+    );
+    assert!(!project.metadata_path().exists(), "{label}: no record");
+    stderr
+}
+
+#[test]
+fn ctrl_c_during_the_build_removes_the_checkout_and_the_scratch_dir() {
+    // While git is still checking the commit out.
+    interrupt_when("during the checkout", |scratch| {
+        scratch.join("src").exists()
+    });
+    // Once cargo has started writing into the empty target dir.
+    let stderr = interrupt_when("during the compile", |scratch| {
+        scratch.join("target/x86_64-unknown-linux-gnu").exists()
+    });
+    assert!(
+        stderr.contains("$ env -i "),
+        "the compile had started:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_crate_archive_that_does_not_match_cargo_lock_is_refused() {
+    let t = Refused::new();
+    let lock = std::fs::read_to_string(t.project.root().join("Cargo.lock")).expect("Cargo.lock");
+    // A dependency of the api, as the lock names it.
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"itoa\"\n"))
+        .and_then(|p| {
+            p.lines()
+                .find_map(|l| l.strip_prefix("version = \"")?.strip_suffix('"'))
+        })
+        .expect("itoa in Cargo.lock");
+    let home = TempDir::new("cargo-home");
+    let cache = home.join("registry/cache/index.crates.io-0000000000000000");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    let poisoned = cache.join(format!("itoa-{version}.crate"));
+    std::fs::write(&poisoned, "not what crates.io serves").expect("write");
+    let tmp = TempDir::new("tmpdir");
+    let run = t
+        .project
+        .xtask_cmd(&args(&["ci-build"], &t.flags()))
+        .env("CARGO_HOME", home.path())
+        .env("TMPDIR", tmp.path())
+        .run();
+    let error = run.single_error();
+    assert!(
+        error.contains(&poisoned.display().to_string())
+            && error.contains("does not match Cargo.lock"),
+        "names the file: {error}"
+    );
+    assert!(error.contains("delete that file"), "fix: {error}");
+    assert!(
+        !run.stderr.contains("$ env -i"),
+        "nothing compiled:\n{}",
+        run.stderr
+    );
+    assert_eq!(t.project.git(&["worktree", "list"]).lines().count(), 1);
+    assert!(
+        std::fs::read_dir(tmp.path()).expect("tmp").next().is_none(),
+        "scratch dir removed"
+    );
+    t.assert_nothing_happened(&run);
 }

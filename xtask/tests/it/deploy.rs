@@ -2,102 +2,17 @@
 //! binary, the real Docker engine, a real `docker-registry`; fakes only for
 //! cosign and the Akash CLI (`provider-services`).
 //!
-//! Three commits are built once (A and B on main, F on a feature branch) and
-//! shared; every test gets its own state dir (locks, ledger, rendered
-//! configs), its own container names and ports, so tests run in parallel.
+//! Three commits are built once (A and B on main, F on a feature branch;
+//! `support/world.rs`, shared with the other modules); every test gets its
+//! own state dir (locks, ledger, rendered configs), its own container names
+//! and ports, so tests run in parallel.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
+pub(crate) use crate::support::world::{Built, world};
 use crate::support::*;
 use serde_json::Value;
-
-pub(crate) struct Built {
-    pub(crate) sha: String,
-    pub(crate) digest: String,
-    pub(crate) metadata: PathBuf,
-}
-
-pub(crate) struct World {
-    pub(crate) registry: Registry,
-    pub(crate) project: Project,
-    pub(crate) canonical: String,
-    pub(crate) staging: String,
-    pub(crate) a: Built,
-    pub(crate) b: Built,
-    pub(crate) feature: Built,
-    /// A SHA whose tag holds A's bytes: its `/version` reports A, not itself.
-    pub(crate) wrong_sha: String,
-    pub(crate) _records: TempDir,
-    pub(crate) _images: DockerGuard,
-}
-
-pub(crate) fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let registry = Registry::start();
-        let project = Project::new();
-        project.remove_at_exit();
-        let records = TempDir::new("records");
-        records.remove_at_exit();
-        let images = DockerGuard::new();
-        images.images_under(&format!("{}/", registry.host()));
-        images.clean_at_exit();
-        let canonical = registry.repo("it/api");
-        let staging = registry.repo("it/api-staging");
-        let build = |label: &str| -> Built {
-            let out = records.join(format!("{label}.json"));
-            let args = [
-                "ci-build",
-                "--repository",
-                &canonical,
-                "--staging-repository",
-                &staging,
-                "--out",
-            ];
-            let mut args: Vec<&str> = args.to_vec();
-            let out_str = out.display().to_string();
-            args.push(&out_str);
-            project.xtask(&args).expect_success();
-            let record = read_json(&out);
-            Built {
-                sha: record["image_sha"].as_str().expect("image_sha").to_owned(),
-                digest: record["image_digest"]
-                    .as_str()
-                    .expect("image_digest")
-                    .to_owned(),
-                metadata: out,
-            }
-        };
-        let a = build("a");
-        project.commit_empty("second commit, same bytes");
-        let b = build("b");
-        project.checkout_new_branch("feature/x");
-        project.commit_empty("a branch commit");
-        let feature = build("feature");
-        project.git(&["checkout", "-q", "main"]);
-        let wrong_sha = "0badc0de".repeat(5);
-        docker_ok(&[
-            "tag",
-            &format!("{canonical}:{}", a.sha),
-            &format!("{canonical}:{wrong_sha}"),
-        ]);
-        docker_ok(&["push", &format!("{canonical}:{wrong_sha}")]);
-        World {
-            registry,
-            project,
-            canonical,
-            staging,
-            a,
-            b,
-            feature,
-            wrong_sha,
-            _records: records,
-            _images: images,
-        }
-    })
-}
 
 pub(crate) fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -15,5 +15,6 @@ mod manifests;
 mod registry;
 mod supply;
 mod truth;
+mod verify_build;
 mod version;
 mod workflows;

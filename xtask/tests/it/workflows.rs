@@ -12,9 +12,22 @@
 //!   any standalone word counts, not only a command position, so that
 //!   `bash -c "docker push …"` or `x=$(kubectl …)` cannot slip through.
 //!   `docker-registry` or `dockerfile` are other words and pass.
-//! - `thin_run_steps`: a `run:` script does not call `cargo xtask` (or the
-//!   repository's `bash .ci/run`). Anything of substance lives in the xtask.
-//!   cargo's own lock-file flags may come between (`cargo --locked xtask`).
+//! - `thin_run_steps`: a `run:` script does not call `cargo xtask` (cargo's
+//!   own lock-file flags may come between: `cargo --locked xtask`), the built
+//!   binary `./target/debug/xtask`, the build of it (exactly
+//!   `cargo build --locked -p xtask`) or the repository's `bash .ci/run`.
+//!   Anything of substance lives in the xtask.
+//! - `compiles_with_secrets`: a `run:` that compiles (any `cargo` call, or
+//!   `bash .ci/run`) where a secret can be read: the step's or the job's
+//!   `env:` holds `secrets.*` or `github.token`, or an earlier step of the
+//!   job logged in to a registry (docker/login-action leaves the token in
+//!   ~/.docker/config.json). Build scripts and proc macros of every
+//!   dependency run during a compile; they must not see credentials. Jobs
+//!   that need secrets build the xtask first, then run the binary.
+//! - `cached_targets_with_credentials`: a job that holds credentials (as
+//!   above) restores `target/` through Swatinem/rust-cache without
+//!   `cache-targets: "false"`: a poisoned cache would hand it an xtask (or
+//!   api) binary nobody built from this commit.
 //! - `unpinned_uses`: a `uses:` is not pinned by a full 40-hex commit SHA
 //!   (`./` local actions excepted; `docker://` images need `@sha256:`).
 //! - `pins_without_version_comment`: a SHA pin has no `# vX.Y.Z` comment,
@@ -169,11 +182,13 @@ fn thin_run_steps(workflow: &Yaml) -> Vec<String> {
                         .find(|w| !matches!(**w, "--locked" | "--frozen" | "--offline"))
                         == Some(&"xtask")
             });
+            let binary = words.contains(&XTASK_BINARY);
+            let build = script.trim() == XTASK_BUILD;
             let ci_script = words.windows(2).any(|w| w == ["bash", ".ci/run"]);
-            !(xtask || ci_script)
+            !(xtask || binary || build || ci_script)
         })
         .map(|(place, _)| {
-            format!("{place}: `run:` does not call `cargo xtask`; workflows stay thin, logic lives in xtask/")
+            format!("{place}: `run:` does not call `cargo xtask` or {XTASK_BINARY}; workflows stay thin, logic lives in xtask/")
         })
         .collect()
 }
@@ -324,9 +339,11 @@ fn dangerous_triggers(workflow: &Yaml) -> Vec<String> {
 /// Every rule over one workflow's text.
 fn violations(text: &str) -> Vec<String> {
     let workflow = parse(text);
-    let rules: [fn(&Yaml) -> Vec<String>; 7] = [
+    let rules: [fn(&Yaml) -> Vec<String>; 9] = [
         direct_tool_calls,
         thin_run_steps,
+        compiles_with_secrets,
+        cached_targets_with_credentials,
         unpinned_uses,
         missing_workflow_permissions,
         jobs_without_permissions,
@@ -377,6 +394,7 @@ fn the_release_workflows_exist() {
         "api-build.yml",
         "api-deploy.yml",
         "api-rollback.yml",
+        "api-verify.yml",
         "release.yml",
     ] {
         assert!(
@@ -456,14 +474,10 @@ fn only_the_release_job_can_write_contents_and_only_on_version_tags() {
         .collect();
     // Built in a step with no secret, then run with the token.
     assert_eq!(scripts.len(), 2, "{scripts:?}");
-    assert!(
-        scripts[0].contains("cargo --locked xtask --help"),
-        "{}",
-        scripts[0]
-    );
+    assert!(scripts[0].trim() == XTASK_BUILD, "{}", scripts[0]);
     assert!(
         scripts[1].contains(
-            "cargo --locked xtask release \"$GITHUB_REF_NAME\" --sha \"$GITHUB_SHA\" --publish"
+            "./target/debug/xtask release \"$GITHUB_REF_NAME\" --sha \"$GITHUB_SHA\" --publish"
         ),
         "{}",
         scripts[1]
@@ -521,49 +535,6 @@ fn only_the_build_job_can_push_or_mint_oidc_tokens() {
     // The release job pushes a tag of a digest api-build pushed (no image).
     assert_eq!(pushers, ["api-build.yml:build", "release.yml:release"]);
     assert_eq!(signers, ["api-build.yml:build"]);
-}
-
-#[test]
-fn each_release_job_is_one_xtask_call() {
-    let expectations = [
-        ("api-build.yml", "build", "cargo xtask ci-build"),
-        ("api-deploy.yml", "deploy", "cargo xtask \"${args[@]}\""),
-        ("api-rollback.yml", "rollback", "cargo xtask \"${args[@]}\""),
-        ("ci.yml", "test", "bash .ci/run"),
-    ];
-    for (name, job_id, call) in expectations {
-        let workflow = load(name);
-        let scripts: Vec<&str> = workflow["jobs"][job_id]["steps"]
-            .as_vec()
-            .into_iter()
-            .flatten()
-            .filter_map(|step| step["run"].as_str())
-            .collect();
-        assert_eq!(
-            scripts.len(),
-            1,
-            "{name}: jobs.{job_id} has exactly one run step"
-        );
-        assert!(
-            scripts[0].contains(call),
-            "{name}: jobs.{job_id} runs `{call}`"
-        );
-    }
-    let deploy = load("api-deploy.yml");
-    let script = deploy["jobs"]["deploy"]["steps"]
-        .as_vec()
-        .into_iter()
-        .flatten()
-        .find_map(|step| step["run"].as_str())
-        .unwrap_or_default();
-    assert!(
-        script.contains("args=(deploy \"$IMAGE_SHA\" --env \"$ENVIRONMENT\""),
-        "{script}"
-    );
-    assert!(
-        script.contains("--metadata \"$BUILD_METADATA\""),
-        "{script}"
-    );
 }
 
 /// The one expression that keeps production to main, on every job that can
@@ -890,4 +861,294 @@ fn pull_request_target_and_workflow_run_are_caught() {
     let called = "on:\n  workflow_call:\n  workflow_dispatch:\npermissions: {}\njobs: {}\n";
     assert!(dangerous_triggers(&parse(called)).is_empty());
     assert!(dangerous_triggers(&parse("on: pull_request\npermissions: {}\njobs: {}\n")).is_empty());
+}
+
+/// The one build step allowed besides the xtask calls: the binary that
+/// steps holding secrets run (see `compiles_with_secrets`).
+const XTASK_BUILD: &str = "cargo build --locked -p xtask";
+
+/// Where [`XTASK_BUILD`] puts it.
+const XTASK_BINARY: &str = "./target/debug/xtask";
+
+const SECRET_STEPS: &str = r#"
+on: push
+permissions: {}
+jobs:
+  j:
+    permissions: {}
+    steps:
+      - name: env secret
+        env:
+          AKASH_KEY_MNEMONIC: ${{ secrets.AKASH_KEY_MNEMONIC }}
+        run: cargo xtask deploy "$SHA" --env staging
+      - name: token
+        env:
+          GH: ${{ github.token }}
+        run: cargo build --locked -p xtask
+      - name: no secret yet
+        run: cargo build --locked -p xtask
+      - uses: docker/login-action@74a5d142397b4f367a81961eba4e8cd7edddf772 # v3.4.0
+      - name: after the login
+        run: cargo xtask ci-build
+      - name: the built binary
+        env:
+          XTASK_NOTIFY_WEBHOOK: ${{ secrets.XTASK_NOTIFY_WEBHOOK }}
+        run: ./target/debug/xtask deploy "$SHA" --env staging
+  k:
+    permissions: {}
+    env:
+      TOKEN: ${{ secrets.TOKEN }}
+    steps:
+      - run: bash .ci/run
+"#;
+
+/// Whether an `env:` mapping hands out a secret.
+fn env_has_secret(env: &Yaml) -> bool {
+    env.as_hash().is_some_and(|vars| {
+        vars.values().any(|v| {
+            v.as_str()
+                .is_some_and(|v| v.contains("secrets.") || v.contains("github.token"))
+        })
+    })
+}
+
+/// A step that leaves registry credentials on disk for the rest of the job.
+fn is_registry_login(step: &Yaml) -> bool {
+    step["uses"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("docker/login-action@"))
+}
+
+/// One job, as far as credentials go.
+struct Exposure<'a> {
+    job_id: String,
+    /// Some step of the job holds credentials.
+    holds: bool,
+    /// `(where, step, whether credentials are readable in it)`.
+    steps: Vec<(String, &'a Yaml, bool)>,
+}
+
+fn credential_exposure(workflow: &Yaml) -> Vec<Exposure<'_>> {
+    let mut out = Vec::new();
+    for (job_id, job) in jobs(workflow) {
+        let job_secret = env_has_secret(&job["env"]);
+        let mut logged_in = false;
+        let mut holds = job_secret;
+        let mut steps = Vec::new();
+        for (index, step) in job["steps"].as_vec().into_iter().flatten().enumerate() {
+            let label = step["name"]
+                .as_str()
+                .or_else(|| step["id"].as_str())
+                .or_else(|| step["uses"].as_str())
+                .unwrap_or("");
+            let exposed = job_secret || logged_in || env_has_secret(&step["env"]);
+            holds |= exposed || is_registry_login(step);
+            steps.push((
+                format!("jobs.{job_id}.steps[{index}] {label}"),
+                step,
+                exposed,
+            ));
+            logged_in |= is_registry_login(step);
+        }
+        out.push(Exposure {
+            job_id,
+            holds,
+            steps,
+        });
+    }
+    out
+}
+
+fn compiles_with_secrets(workflow: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    for job in credential_exposure(workflow) {
+        for (place, step, exposed) in job.steps {
+            let Some(script) = step["run"].as_str() else {
+                continue;
+            };
+            let words = shell_words(script);
+            let compiles =
+                words.contains(&"cargo") || words.windows(2).any(|w| w == ["bash", ".ci/run"]);
+            if compiles && exposed {
+                violations.push(format!(
+                    "{place}: compiles with secrets readable (in env, or a registry login earlier in the job); `{XTASK_BUILD}` in an earlier step without them, then run {XTASK_BINARY}"
+                ));
+            }
+        }
+    }
+    violations
+}
+
+fn cached_targets_with_credentials(workflow: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    for job in credential_exposure(workflow) {
+        if !job.holds {
+            continue;
+        }
+        let job_id = &job.job_id;
+        for (place, step, _) in job.steps {
+            let rust_cache = step["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("Swatinem/rust-cache@"));
+            if rust_cache && step["with"]["cache-targets"].as_str() != Some("false") {
+                violations.push(format!(
+                    "{place}: jobs.{job_id} holds credentials and restores target/ from a cache; set `cache-targets: \"false\"`"
+                ));
+            }
+        }
+    }
+    violations
+}
+
+#[test]
+fn compiling_where_a_secret_is_readable_is_caught() {
+    let found = compiles_with_secrets(&parse(SECRET_STEPS));
+    let places: Vec<&str> = found
+        .iter()
+        .map(|v| v.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "jobs.j.steps[0] env secret",
+            "jobs.j.steps[1] token",
+            "jobs.j.steps[4] after the login",
+            "jobs.k.steps[0] ",
+        ],
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_cached_target_dir_in_a_job_with_credentials_is_caught() {
+    let bad = r#"
+on: push
+permissions: {}
+jobs:
+  holds:
+    permissions: {}
+    steps:
+      - uses: Swatinem/rust-cache@9d47c6ad4b02e050fd481d890b2ea34778fd09d6 # v2.7.8
+      - uses: docker/login-action@74a5d142397b4f367a81961eba4e8cd7edddf772 # v3.4.0
+  registry-only:
+    permissions: {}
+    steps:
+      - uses: Swatinem/rust-cache@9d47c6ad4b02e050fd481d890b2ea34778fd09d6 # v2.7.8
+        with:
+          cache-targets: "false"
+      - uses: docker/login-action@74a5d142397b4f367a81961eba4e8cd7edddf772 # v3.4.0
+  tests:
+    permissions: {}
+    steps:
+      - uses: Swatinem/rust-cache@9d47c6ad4b02e050fd481d890b2ea34778fd09d6 # v2.7.8
+      - run: bash .ci/run
+"#;
+    let found = cached_targets_with_credentials(&parse(bad));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("jobs.holds"), "{found:?}");
+}
+
+#[test]
+fn each_release_job_builds_the_xtask_then_runs_it_once() {
+    let expectations = [
+        ("api-build.yml", "build", "./target/debug/xtask ci-build"),
+        (
+            "api-deploy.yml",
+            "deploy",
+            "./target/debug/xtask \"${args[@]}\"",
+        ),
+        (
+            "api-rollback.yml",
+            "rollback",
+            "./target/debug/xtask \"${args[@]}\"",
+        ),
+        (
+            "api-verify.yml",
+            "verify",
+            "./target/debug/xtask verify-build --env production",
+        ),
+    ];
+    for (name, job_id, call) in expectations {
+        let workflow = load(name);
+        let scripts: Vec<&str> = workflow["jobs"][job_id]["steps"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .filter_map(|step| step["run"].as_str())
+            .collect();
+        assert_eq!(
+            scripts.len(),
+            2,
+            "{name}: jobs.{job_id} has two run steps: {scripts:?}"
+        );
+        assert_eq!(scripts[0].trim(), XTASK_BUILD, "{name}: jobs.{job_id}");
+        assert!(
+            scripts[1].contains(call),
+            "{name}: jobs.{job_id} runs `{call}`"
+        );
+    }
+    let ci = load("ci.yml");
+    let scripts: Vec<&str> = ci["jobs"]["test"]["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(|step| step["run"].as_str())
+        .collect();
+    assert_eq!(scripts, ["bash .ci/run"]);
+    let deploy = load("api-deploy.yml");
+    let script = deploy["jobs"]["deploy"]["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(|step| step["run"].as_str())
+        .next_back()
+        .unwrap_or_default();
+    assert!(
+        script.contains("args=(deploy \"$IMAGE_SHA\" --env \"$ENVIRONMENT\""),
+        "{script}"
+    );
+    assert!(
+        script.contains("--metadata \"$BUILD_METADATA\""),
+        "{script}"
+    );
+}
+
+#[test]
+fn the_xtask_alias_is_locked() {
+    let config = fs::read_to_string(workflows_dir().join("../../.cargo/config.toml"))
+        .expect(".cargo/config.toml");
+    let alias = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("xtask = "))
+        .expect("an xtask alias");
+    assert!(
+        alias.contains("--locked"),
+        "`cargo xtask` must not re-resolve dependencies: {alias}"
+    );
+}
+
+#[test]
+fn verification_runs_nightly_on_what_production_runs() {
+    let verify = load("api-verify.yml");
+    assert!(
+        verify["on"]["schedule"][0]["cron"].as_str().is_some(),
+        "api-verify.yml runs on a schedule"
+    );
+    let job = &verify["jobs"]["verify"];
+    assert_eq!(job["permissions"]["packages"].as_str(), Some("read"));
+    let checkout = job["steps"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/checkout@"))
+        })
+        .expect("a checkout");
+    assert_eq!(
+        checkout["with"]["fetch-depth"].as_i64(),
+        Some(0),
+        "production's SHA may be older than the head: full history"
+    );
 }

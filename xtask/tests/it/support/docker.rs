@@ -38,6 +38,79 @@ pub fn docker_build_tiny(tag: &str, content: &str) {
     docker_ok(&["build", "--quiet", "--tag", tag, &context]);
 }
 
+/// Build a tiny `FROM scratch` image with these labels (a hand-made image,
+/// as a careless operator would push one), tagged `tag`.
+pub fn docker_build_labelled(tag: &str, content: &str, labels: &[(&str, &str)]) {
+    let dir = TempDir::new("labelled-image");
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY marker.txt /\n")
+        .expect("write Dockerfile");
+    std::fs::write(dir.join("marker.txt"), content).expect("write marker");
+    let mut args: Vec<String> = vec!["build".into(), "--quiet".into(), "--tag".into(), tag.into()];
+    for (k, v) in labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.push(dir.path().display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker_ok(&args);
+}
+
+/// An image made FROM `base` with another `/api` (a static copy of `true`,
+/// or any file): every label of `base` is inherited, so it still claims to
+/// be the commit and binary `base` was. Tagged `tag`.
+pub fn docker_build_swapped(base: &str, tag: &str, replacement: &[u8]) {
+    let dir = TempDir::new("swapped-image");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {base}\nCOPY api /api\n"),
+    )
+    .expect("write Dockerfile");
+    std::fs::write(dir.join("api"), replacement).expect("write api");
+    let context = dir.path().display().to_string();
+    docker_ok(&["build", "--quiet", "--pull=false", "--tag", tag, &context]);
+}
+
+/// Copy `/api` out of an image without running it; returns the file.
+pub fn extract_api(image: &str, into: &TempDir) -> std::path::PathBuf {
+    let id = docker_ok(&["create", "--entrypoint", "/api", image]);
+    let dest = into.join("api");
+    let copied = docker(&["cp", &format!("{id}:/api"), &dest.display().to_string()]);
+    let _ = docker(&["rm", &id]);
+    assert!(
+        copied.status.success(),
+        "docker cp {id}:/api: {}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    dest
+}
+
+/// coreutils' `sha256sum` of a file: an implementation independent of the
+/// xtask's own.
+pub fn sha256sum(path: &std::path::Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_owned()
+}
+
+/// `RootFS.Layers` of a local image: the diff_ids, bottom first.
+pub fn layer_diff_ids(image: &str) -> Vec<String> {
+    let json = docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RootFS.Layers}}",
+        image,
+    ]);
+    serde_json::from_str(&json).expect("layers JSON")
+}
+
 /// Removes, on drop, the containers and images a test created: the ones
 /// registered by name, and every local image whose repository starts with a
 /// registered prefix (e.g. `127.0.0.1:<port>/`, everything a test pushed to
@@ -93,9 +166,10 @@ impl DockerGuard {
                 sh_quote(image)
             ));
         }
+        // By image ID: images pulled by digest have no tag to name them by.
         for prefix in lock(&self.prefixes).iter() {
             line.push_str(&format!(
-                "; docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | grep {} | xargs -r docker rmi -f >/dev/null 2>&1",
+                "; docker images --no-trunc --format '{{{{.Repository}}}} {{{{.ID}}}}' | grep {} | cut -d' ' -f2 | sort -u | xargs -r docker rmi -f >/dev/null 2>&1",
                 sh_quote(&format!("^{}", prefix.replace('.', r"\.")))
             ));
         }

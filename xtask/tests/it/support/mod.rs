@@ -35,8 +35,12 @@ mod project;
 mod proxy;
 mod registry;
 mod tools;
+pub mod world;
 
-pub use docker::{DockerGuard, docker, docker_build_tiny, docker_ok};
+pub use docker::{
+    DockerGuard, docker, docker_build_labelled, docker_build_swapped, docker_build_tiny, docker_ok,
+    extract_api, layer_diff_ids, sha256sum,
+};
 pub use fakes::{FakeCosign, KEY_PASSWORD, fake_bin};
 pub use http::{HttpResponse, http_get, http_request};
 pub use process::{TempDir, at_exit, bin_dir, free_port, path_without, poll_until, tools_only};

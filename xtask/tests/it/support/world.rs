@@ -1,0 +1,255 @@
+//! The images of the real api the whole suite shares: every `ci-build` is a
+//! clean build (its own checkout, an empty target dir, all dependencies
+//! compiled), so real builds are few and built once.
+//!
+//! One repository holds three commits: A and B on `main` (B an empty commit
+//! after A: the same tree, another SHA, which the binary carries), F on
+//! `feature/x`. Each is built by `ci-build` from its own clone with HEAD on
+//! it, the three at once (a clean build is mostly single-threaded at its
+//! end: the api's own crate with LTO). A's build also writes the GitHub step
+//! outputs and prints its record (`--json`), for ci_build.rs.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use super::docker::{DockerGuard, docker_ok};
+use super::process::{TempDir, path_without};
+use super::project::Project;
+use super::registry::Registry;
+
+pub struct Built {
+    pub sha: String,
+    pub digest: String,
+    /// Its metadata.json.
+    pub metadata: PathBuf,
+    pub record: Value,
+    /// The last stdout line of its `ci-build --json`.
+    pub json_line: Value,
+    /// What its `ci-build` printed on stderr.
+    pub stderr: String,
+    pub build_seconds: f64,
+}
+
+pub struct World {
+    pub registry: Registry,
+    /// The repository with all three commits, on `main` at B.
+    pub project: Project,
+    pub canonical: String,
+    pub staging: String,
+    pub a: Built,
+    pub b: Built,
+    pub feature: Built,
+    /// A SHA whose tag holds A's bytes: its `/version` reports A, not itself.
+    pub wrong_sha: String,
+    /// `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY` of A's build.
+    pub github: TempDir,
+    _records: TempDir,
+    _clones: Vec<Project>,
+    _images: DockerGuard,
+}
+
+impl World {
+    /// `--repository <canonical> --staging-repository <staging>`.
+    pub fn repo_flags(&self) -> Vec<String> {
+        vec![
+            "--repository".to_owned(),
+            self.canonical.clone(),
+            "--staging-repository".to_owned(),
+            self.staging.clone(),
+        ]
+    }
+}
+
+pub fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let registry = Registry::start();
+        let project = Project::new();
+        project.remove_at_exit();
+        let records = TempDir::new("records");
+        records.remove_at_exit();
+        let github = TempDir::new("github");
+        github.remove_at_exit();
+        let images = DockerGuard::new();
+        images.images_under(&format!("{}/", registry.host()));
+        images.clean_at_exit();
+        let canonical = registry.repo("it/api");
+        let staging = registry.repo("it/api-staging");
+
+        let a_sha = project.sha();
+        project.commit_empty("second commit, same bytes");
+        project.checkout_new_branch("feature/x");
+        project.commit_empty("a branch commit");
+        project.git(&["checkout", "-q", "main"]);
+        let clone_a = project.clone_repo("clone-a");
+        clone_a.git(&["reset", "-q", "--hard", &a_sha]);
+        let clone_f = project.clone_repo("clone-f");
+        clone_f.git(&["checkout", "-q", "feature/x"]);
+        for clone in [&clone_a, &clone_f] {
+            clone.remove_at_exit();
+        }
+
+        let build = |checkout: &Project, label: &str, github: Option<&TempDir>| -> Built {
+            let out = records.join(format!("{label}.json"));
+            let out_str = out.display().to_string();
+            let mut cmd = checkout
+                .xtask_cmd(&[
+                    "ci-build",
+                    "--json",
+                    "--repository",
+                    &canonical,
+                    "--staging-repository",
+                    &staging,
+                    "--out",
+                    &out_str,
+                ])
+                .path(path_without(&["cosign"]));
+            if let Some(github) = github {
+                cmd = cmd
+                    .env("GITHUB_OUTPUT", github.join("output"))
+                    .env("GITHUB_STEP_SUMMARY", github.join("summary.md"));
+            }
+            let run = cmd.run();
+            eprintln!(
+                "ci-build of {label} (a clean build of the real api) took {:.1}s",
+                run.elapsed.as_secs_f64()
+            );
+            run.expect_success();
+            let text = std::fs::read_to_string(&out).expect("metadata written");
+            let record: Value = serde_json::from_str(&text).expect("metadata is JSON");
+            Built {
+                sha: record["image_sha"].as_str().expect("image_sha").to_owned(),
+                digest: record["image_digest"]
+                    .as_str()
+                    .expect("image_digest")
+                    .to_owned(),
+                metadata: out,
+                json_line: run.last_json(),
+                stderr: run.stderr.clone(),
+                record,
+                build_seconds: run.elapsed.as_secs_f64(),
+            }
+        };
+        let (a, b, feature) = std::thread::scope(|s| {
+            let a = s.spawn(|| build(&clone_a, "a", Some(&github)));
+            let b = s.spawn(|| build(&project, "b", None));
+            let f = s.spawn(|| build(&clone_f, "feature", None));
+            (
+                a.join().expect("build of A"),
+                b.join().expect("build of B"),
+                f.join().expect("build of F"),
+            )
+        });
+        assert_eq!(a.sha, a_sha);
+
+        let wrong_sha = "0badc0de".repeat(5);
+        docker_ok(&[
+            "tag",
+            &format!("{canonical}:{}", a.sha),
+            &format!("{canonical}:{wrong_sha}"),
+        ]);
+        docker_ok(&["push", &format!("{canonical}:{wrong_sha}")]);
+        World {
+            registry,
+            project,
+            canonical,
+            staging,
+            a,
+            b,
+            feature,
+            wrong_sha,
+            github,
+            _records: records,
+            _clones: vec![clone_a, clone_f],
+            _images: images,
+        }
+    })
+}
+
+/// The tiny api's repositories in its registry (see [`tiny_build`]).
+pub const CANONICAL: &str = "acme/api";
+pub const STAGING: &str = "acme/api-staging";
+
+/// `--repository <registry>/acme/api --staging-repository <registry>/acme/api-staging`.
+pub fn repo_flags(host_repo: impl Fn(&str) -> String) -> Vec<String> {
+    vec![
+        "--repository".to_owned(),
+        host_repo(CANONICAL),
+        "--staging-repository".to_owned(),
+        host_repo(STAGING),
+    ]
+}
+
+/// One clean build of the tiny api (`Project::tiny`) on `main`, pushed to
+/// `acme/api` of its own registry: the existing tag that adoption,
+/// signature, push-fault and verify-build tests start from.
+pub struct TinyBuild {
+    pub registry: Registry,
+    pub project: Project,
+    pub docker: DockerGuard,
+    /// metadata.json as the first (pushing) build wrote it.
+    pub record: Value,
+}
+
+impl TinyBuild {
+    pub fn flags(&self) -> Vec<String> {
+        repo_flags(|p| self.registry.repo(p))
+    }
+
+    fn field(&self, name: &str) -> &str {
+        self.record[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{name}` is not a string in {}", self.record))
+    }
+
+    pub fn digest(&self) -> &str {
+        self.field("image_digest")
+    }
+
+    pub fn sha(&self) -> &str {
+        self.field("image_sha")
+    }
+
+    pub fn binary_sha256(&self) -> &str {
+        self.field("binary_sha256")
+    }
+
+    /// `<registry>/acme/api:<sha>`, also tagged in the local engine.
+    pub fn tag(&self) -> String {
+        format!("{}:{}", self.registry.repo(CANONICAL), self.sha())
+    }
+}
+
+pub fn tiny_build() -> &'static TinyBuild {
+    static BUILD: OnceLock<TinyBuild> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let registry = Registry::start();
+        let project = Project::tiny();
+        project.remove_at_exit();
+        let docker = DockerGuard::new();
+        docker.images_under(&format!("{}/", registry.host()));
+        docker.clean_at_exit();
+        let mut args = vec!["ci-build".to_owned()];
+        args.extend(repo_flags(|p| registry.repo(p)));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = project
+            .xtask_cmd(&args)
+            .path(path_without(&["cosign"]))
+            .run();
+        eprintln!(
+            "ci-build of the tiny api took {:.1}s",
+            run.elapsed.as_secs_f64()
+        );
+        run.expect_success();
+        let text = std::fs::read_to_string(project.metadata_path()).expect("metadata written");
+        let record: Value = serde_json::from_str(&text).expect("metadata is JSON");
+        TinyBuild {
+            registry,
+            project,
+            docker,
+            record,
+        }
+    })
+}
