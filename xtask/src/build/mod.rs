@@ -145,13 +145,13 @@ impl Plan {
         vec![
             self.worktree_add.to_string(),
             format!(
-                "(copy the crate archives that match {}/Cargo.lock into {})",
+                "# xtask copies each crate archive whose sha256 is the checksum in {}/Cargo.lock into {}",
                 self.layout.src().display(),
                 self.layout.cargo_home().display()
             ),
             self.compile.to_string(),
             format!(
-                "cp {} {}/api (mode 0755, mtime {})",
+                "cp {} {}/api  # then mode 0755, mtime {}",
                 compile::binary(&self.layout).display(),
                 self.layout.context().display(),
                 output::from_unix(self.commit_time)

@@ -125,7 +125,7 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
         "$ git -C ",
         "worktree add --detach ",
         "$ env -i PATH=",
-        "rustup run 1.95.0 cargo build --release --locked --package api --target x86_64-unknown-linux-gnu",
+        "rustup run 1.95.0 cargo auditable build --release --locked --package api --target x86_64-unknown-linux-gnu",
         "--remap-path-prefix=",
         "Compiling tokio ",
     ] {
@@ -314,7 +314,7 @@ fn dry_run_prints_the_clean_build_and_changes_nothing() {
     );
     assert!(
         commands[2].starts_with("env -i PATH=")
-            && commands[2].contains("rustup run 1.95.0 cargo build --release --locked"),
+            && commands[2].contains("rustup run 1.95.0 cargo auditable build --release --locked"),
         "{commands:?}"
     );
     assert_eq!(project.git(&["worktree", "list"]).lines().count(), 1);
@@ -893,7 +893,7 @@ fn same_commit_again_is_adopted_only_after_a_clean_build_matches_it() {
     assert!(
         again
             .stderr
-            .contains("rustup run 1.95.0 cargo build --release --locked"),
+            .contains("rustup run 1.95.0 cargo auditable build --release --locked"),
         "{}",
         again.stderr
     );
@@ -968,7 +968,7 @@ fn a_hand_pushed_tag_naming_another_commit_is_refused_before_compiling() {
         "{error}"
     );
     assert!(
-        !run.stderr.contains("cargo build"),
+        !run.stderr.contains("cargo auditable build"),
         "refused before compiling:\n{}",
         run.stderr
     );

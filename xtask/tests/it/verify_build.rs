@@ -1,9 +1,10 @@
 //! `cargo xtask verify-build` end to end: the real binary, the real Docker
 //! engine, a real registry.
 //!
-//! One real rebuild: commit A of the shared world (`support/world.rs`),
-//! verified from a second clone at another path, must give the binary and
-//! the layer its ci-build pushed. The rest use the tiny api
+//! One real rebuild: commit A of the shared world (`support/world.rs`,
+//! where it runs beside the build of B), verified from a second clone at
+//! another path, must give the binary and the layer its ci-build pushed.
+//! The rest use the tiny api
 //! (`support/world.rs`, `tiny_build`): a swapped binary, a digest taken
 //! from a ledger, and the one-line refusals that come before any build.
 
@@ -22,30 +23,19 @@ fn field<'a>(record: &'a Value, name: &str) -> &'a str {
 #[test]
 fn a_clone_at_another_path_rebuilds_the_same_binary_and_layer() {
     let w = world();
-    let clone = w.project.clone_repo("verify-clone");
-    let run = clone
-        .xtask_cmd(&[
-            "verify-build",
-            &w.a.sha,
-            "--repository",
-            &w.canonical,
-            "--json",
-        ])
-        .run();
+    let v = &w.verified_a;
     eprintln!(
-        "verify-build of A (a clean build of the real api) took {:.1}s; A's ci-build took {:.1}s",
-        run.elapsed.as_secs_f64(),
-        w.a.build_seconds
+        "verify-build of A took {:.1}s; A's ci-build took {:.1}s",
+        v.seconds, w.a.build_seconds
     );
-    run.expect_success();
-    let record = run.last_json();
+    let record = &v.record;
     let binary = field(&w.a.record, "binary_sha256");
     let layer = field(&w.a.record, "layer_diff_id");
     assert_eq!(record["record"], "verify-build");
-    assert_eq!(record["match"], Value::Bool(true), "{record}");
-    assert_eq!(field(&record, "image_sha"), w.a.sha);
-    assert_eq!(field(&record, "image_digest"), w.a.digest);
-    assert_eq!(field(&record, "digest_from"), "registry");
+    assert_eq!(record["match"], Value::Bool(true), "{record}\n{}", v.stderr);
+    assert_eq!(field(record, "image_sha"), w.a.sha);
+    assert_eq!(field(record, "image_digest"), w.a.digest);
+    assert_eq!(field(record, "digest_from"), "registry");
     assert_eq!(record["binary_sha256"]["built"], binary, "{record}");
     assert_eq!(record["binary_sha256"]["image"], binary, "{record}");
     assert_eq!(
@@ -58,15 +48,26 @@ fn a_clone_at_another_path_rebuilds_the_same_binary_and_layer() {
     );
     assert_eq!(record["revision_label"], w.a.sha.as_str());
     assert!(
-        run.stderr
+        v.stderr
             .contains(&format!("match: {}@{}", w.canonical, w.a.digest))
-            && run.stderr.contains(binary),
+            && v.stderr.contains(binary),
         "{}",
-        run.stderr
+        v.stderr
     );
+    // Two clones at two paths, two scratch dirs: the build did not depend
+    // on where it ran.
+    let scratch = |stderr: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.split("worktree add --detach ").nth(1))
+            .map(|rest| rest.split("/src ").next().unwrap_or("").to_owned())
+            .expect("a worktree add line")
+    };
+    assert_ne!(scratch(&w.a.stderr), scratch(&v.stderr));
+    assert_ne!(w.verified_a.clone.root(), w.project.root());
     // The user's checkout is neither read nor changed.
-    assert_eq!(clone.git(&["status", "--porcelain", "--ignored"]), "");
-    assert_eq!(clone.git(&["worktree", "list"]).lines().count(), 1);
+    assert_eq!(v.clone.git(&["status", "--porcelain", "--ignored"]), "");
+    assert_eq!(v.clone.git(&["worktree", "list"]).lines().count(), 1);
 }
 
 #[test]

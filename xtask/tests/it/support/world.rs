@@ -1,13 +1,20 @@
-//! The images of the real api the whole suite shares: every `ci-build` is a
-//! clean build (its own checkout, an empty target dir, all dependencies
-//! compiled), so real builds are few and built once.
+//! The images the whole suite shares: every `ci-build` is a clean build (its
+//! own checkout, an empty target dir, all dependencies compiled), so real
+//! builds of the api are few and made once, here: three in all.
 //!
 //! One repository holds three commits: A and B on `main` (B an empty commit
-//! after A: the same tree, another SHA, which the binary carries), F on
-//! `feature/x`. Each is built by `ci-build` from its own clone with HEAD on
-//! it, the three at once (a clean build is mostly single-threaded at its
-//! end: the api's own crate with LTO). A's build also writes the GitHub step
-//! outputs and prints its record (`--json`), for ci_build.rs.
+//! after A: the same tree, another SHA, which the binary carries, so it is a
+//! build of its own), and F on `feature/x`. F's tree is the tiny stand-in api
+//! (`Project::commit_tiny_tree`): F is only ever routed, refused or
+//! dry-run, never run, so its build takes seconds. Each is built by
+//! `ci-build` from a clone with HEAD on it.
+//!
+//! In two rounds, two builds at a time (a clean build is mostly
+//! single-threaded at its end: the api's own crate with LTO): A with F, then
+//! B with `verify-build` of A from another clone at another path: the third
+//! real build, which must give A's binary and layer again (read by
+//! verify_build.rs). A's build also writes the GitHub step outputs, for
+//! ci_build.rs.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -32,6 +39,15 @@ pub struct Built {
     pub build_seconds: f64,
 }
 
+/// `verify-build <A> --repository <canonical> --json`, run from a clone of
+/// its own (another path than A's build).
+pub struct Verified {
+    pub clone: Project,
+    pub record: Value,
+    pub stderr: String,
+    pub seconds: f64,
+}
+
 pub struct World {
     pub registry: Registry,
     /// The repository with all three commits, on `main` at B.
@@ -43,6 +59,7 @@ pub struct World {
     pub feature: Built,
     /// A SHA whose tag holds A's bytes: its `/version` reports A, not itself.
     pub wrong_sha: String,
+    pub verified_a: Verified,
     /// `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY` of A's build.
     pub github: TempDir,
     _records: TempDir,
@@ -81,13 +98,14 @@ pub fn world() -> &'static World {
         let a_sha = project.sha();
         project.commit_empty("second commit, same bytes");
         project.checkout_new_branch("feature/x");
-        project.commit_empty("a branch commit");
+        project.commit_tiny_tree("a branch commit (the tiny stand-in api)");
         project.git(&["checkout", "-q", "main"]);
         let clone_a = project.clone_repo("clone-a");
         clone_a.git(&["reset", "-q", "--hard", &a_sha]);
         let clone_f = project.clone_repo("clone-f");
         clone_f.git(&["checkout", "-q", "feature/x"]);
-        for clone in [&clone_a, &clone_f] {
+        let clone_v = project.clone_repo("verify-clone");
+        for clone in [&clone_a, &clone_f, &clone_v] {
             clone.remove_at_exit();
         }
 
@@ -113,7 +131,7 @@ pub fn world() -> &'static World {
             }
             let run = cmd.run();
             eprintln!(
-                "ci-build of {label} (a clean build of the real api) took {:.1}s",
+                "ci-build of {label} (a clean build) took {:.1}s",
                 run.elapsed.as_secs_f64()
             );
             run.expect_success();
@@ -132,17 +150,40 @@ pub fn world() -> &'static World {
                 build_seconds: run.elapsed.as_secs_f64(),
             }
         };
-        let (a, b, feature) = std::thread::scope(|s| {
+        let (a, feature) = std::thread::scope(|s| {
             let a = s.spawn(|| build(&clone_a, "a", Some(&github)));
-            let b = s.spawn(|| build(&project, "b", None));
             let f = s.spawn(|| build(&clone_f, "feature", None));
-            (
-                a.join().expect("build of A"),
-                b.join().expect("build of B"),
-                f.join().expect("build of F"),
-            )
+            (a.join().expect("build of A"), f.join().expect("build of F"))
         });
         assert_eq!(a.sha, a_sha);
+        let verify = || {
+            let run = clone_v
+                .xtask_cmd(&["verify-build", &a.sha, "--repository", &canonical, "--json"])
+                .run();
+            eprintln!(
+                "verify-build of A (a clean build of the real api) took {:.1}s",
+                run.elapsed.as_secs_f64()
+            );
+            (
+                run.last_json(),
+                run.stderr.clone(),
+                run.elapsed.as_secs_f64(),
+            )
+        };
+        let (b, (record, stderr, seconds)) = std::thread::scope(|s| {
+            let b = s.spawn(|| build(&project, "b", None));
+            let v = s.spawn(verify);
+            (
+                b.join().expect("build of B"),
+                v.join().expect("verify of A"),
+            )
+        });
+        let verified_a = Verified {
+            clone: clone_v,
+            record,
+            stderr,
+            seconds,
+        };
 
         let wrong_sha = "0badc0de".repeat(5);
         docker_ok(&[
@@ -160,6 +201,7 @@ pub fn world() -> &'static World {
             b,
             feature,
             wrong_sha,
+            verified_a,
             github,
             _records: records,
             _clones: vec![clone_a, clone_f],
