@@ -150,13 +150,13 @@ impl Plan {
                 self.layout.cargo_home().display()
             ),
             self.compile.to_string(),
+            metadata::metadata_cmd(&self.layout.src()).to_string(),
             format!(
                 "cp {} {}/api  # then mode 0755, mtime {}",
                 compile::binary(&self.layout).display(),
                 self.layout.context().display(),
                 output::from_unix(self.commit_time)
             ),
-            metadata::metadata_cmd(&self.layout.src()).to_string(),
             self.image_build(
                 "<sha256 of the compiled binary>",
                 "<version from cargo metadata>",
@@ -193,6 +193,10 @@ pub struct Compiled {
     pub sha256: String,
     pub toolchain: String,
     pub duration: Duration,
+    /// The api's version and source label, from `cargo metadata` in the
+    /// commit's checkout (so `version.workspace = true` works).
+    pub version: String,
+    pub source: String,
 }
 
 /// Check out the commit, verify the crate archives, compile. The checkout
@@ -253,12 +257,15 @@ pub fn compile(
     let duration = started.elapsed();
     let sha256 = sha256::of_file(&compile::binary(layout))?;
     eprintln!("    binary sha256 {sha256}");
+    let api = metadata::api(&layout.src())?;
     drop(checkout);
     stop_if_interrupted()?;
     Ok(Compiled {
         sha256,
         toolchain,
         duration,
+        source: metadata::source_url(&api),
+        version: api.version,
     })
 }
 
@@ -284,10 +291,8 @@ pub fn build_image(plan: &Plan, compiled: &Compiled, steps: &mut Steps) -> anyho
         &layout.context(),
         plan.commit_time,
     )?;
-    let api = metadata::api(&layout.src())?;
-    let source = metadata::source_url(&api);
     steps.run("docker build (clean, linux/amd64)", || {
-        plan.image_build(&compiled.sha256, &api.version, &source)
+        plan.image_build(&compiled.sha256, &compiled.version, &compiled.source)
             .run_interruptible()
     })?;
     let id = std::fs::read_to_string(plan.iidfile())
