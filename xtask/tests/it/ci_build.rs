@@ -335,32 +335,47 @@ fn dry_run_prints_the_clean_build_and_changes_nothing() {
 /// package, so inheriting them from the workspace works.
 #[test]
 fn version_and_source_come_from_cargo_with_workspace_inheritance() {
+    // A real clean build of the tiny stand-in api whose version and
+    // repository are inherited from the workspace: cargo, not a line grep,
+    // must name them (read in the commit's checkout).
     let registry = Registry::start();
-    let project = Project::new();
-    let root_manifest =
-        std::fs::read_to_string(project.root().join("Cargo.toml")).expect("read Cargo.toml");
-    project.write(
-        "Cargo.toml",
-        &root_manifest.replace(
-            "[workspace.package]\n",
-            "[workspace.package]\nversion = \"4.5.6-beta.2\"\n",
-        ),
+    let project = Project::tiny();
+    project.remove_at_exit();
+    let docker = DockerGuard::new();
+    docker.images_under(&format!("{}/", registry.host()));
+    let read = |path: &str| {
+        std::fs::read_to_string(project.root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let root_manifest = read("Cargo.toml");
+    let workspace = root_manifest.replace(
+        "[workspace.package]\n",
+        "[workspace.package]\nversion = \"4.5.6-beta.2\"\n",
     );
-    let api_manifest =
-        std::fs::read_to_string(project.root().join("api/Cargo.toml")).expect("read api");
-    let inherited = api_manifest.replacen("version = \"0.1.0\"", "version.workspace = true", 1);
+    assert_ne!(
+        workspace, root_manifest,
+        "the tiny workspace has [workspace.package]"
+    );
+    project.write("Cargo.toml", &workspace);
+    let api_manifest = read("api/Cargo.toml");
+    let inherited = api_manifest.replacen(
+        "version = \"0.1.0\"",
+        "version.workspace = true\nrepository.workspace = true",
+        1,
+    );
     assert_ne!(inherited, api_manifest, "api/Cargo.toml had a version line");
     project.write("api/Cargo.toml", &inherited);
+    let lock = read("Cargo.lock").replace("version = \"0.1.0\"", "version = \"4.5.6-beta.2\"");
+    project.write("Cargo.lock", &lock);
     project.git(&["commit", "-q", "-am", "inherit the version"]);
-    let run = project.xtask(&args(
-        &["ci-build", "--dry-run"],
-        &repo_flags(|p| registry.repo(p)),
-    ));
+    let run = project
+        .xtask_cmd(&args(&["ci-build"], &repo_flags(|p| registry.repo(p))))
+        .path(path_without(&["cosign"]))
+        .run();
     run.expect_success();
     let build_line = run
         .stderr
         .lines()
-        .find(|l| l.starts_with("(dry run) $ docker build"))
+        .find(|l| l.starts_with("$ docker build"))
         .unwrap_or_else(|| panic!("no docker build line:\n{}", run.stderr));
     assert!(
         build_line.contains("--build-arg VERSION=4.5.6-beta.2"),
