@@ -4,9 +4,12 @@
 //! the release tool relies on, and tampering done with a plain registry
 //! client.
 
+mod common;
+
+use common::{code, text};
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,23 +17,7 @@ use test_fakes::cosign_oci::{self as oci, Layer};
 use test_fakes::registry::{OCI_MANIFEST, Registry, sha256_digest};
 
 fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "cosign-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
+    common::scratch("cosign", name)
 }
 
 /// A `docker-registry serve` on a free loopback port; killed on drop.

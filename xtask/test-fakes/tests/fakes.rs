@@ -3,9 +3,12 @@
 //! the release tool relies on. Docker is replaced by a recording script
 //! (`FAKE_AKASH_DOCKER`), so these tests need no engine and no image.
 
+mod common;
+
+use common::{code, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -19,25 +22,8 @@ fn image(digest_hex: &str) -> String {
     )
 }
 
-/// A fresh, empty directory under the target dir (no tempfile dependency).
 fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "fakes-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
+    common::scratch("fakes", name)
 }
 
 fn lines(path: &Path) -> Vec<Value> {
