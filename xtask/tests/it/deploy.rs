@@ -113,6 +113,29 @@ impl Stage {
             .map_or(0, |t| t.lines().count())
     }
 
+    /// A deploy of `sha` to staging that sits in verification: the service
+    /// listens on another port inside its container, so /health never
+    /// answers. Returns once the new container runs `sha`, with the running
+    /// xtask and the config file it uses (for a later run to reuse).
+    pub(crate) fn stuck_deploy(&self, sha: &str, more: &[&str]) -> (std::process::Child, PathBuf) {
+        let mut config = read_json(&self.config);
+        config["environments"]["staging"]["env"]["API_PORT"] = "9999".into();
+        let silent = self.state.join("silent.json");
+        std::fs::write(&silent, config.to_string()).expect("config");
+        let mut args = vec!["deploy", sha, "--env", "staging"];
+        args.extend_from_slice(more);
+        let child = self.xtask(&args).env("XTASK_CONFIG", &silent).spawn();
+        let container = self.container("staging");
+        let verifying = poll_until(Duration::from_secs(60), || {
+            let out = docker(&["inspect", "--format", "{{.Config.Image}}", &container]);
+            String::from_utf8_lossy(&out.stdout)
+                .contains(sha)
+                .then_some(())
+        });
+        assert!(verifying.is_some(), "the container of {sha} never started");
+        (child, silent)
+    }
+
     /// What the running service itself says, on the environment's port.
     pub(crate) fn served_sha(&self, env: &str) -> Option<String> {
         let port = if env == "staging" {
@@ -730,33 +753,8 @@ fn sigterm_mid_deploy_leaves_the_old_release_verified_and_says_so() {
     let w = world();
     let stage = Stage::new("sigterm");
     stage.deploy(&w.a, "staging");
-    // The same environment, but B's container listens on another port inside:
-    // /health never answers, so the deploy sits in verification.
-    let mut config = read_json(&stage.config);
-    config["environments"]["staging"]["env"]["API_PORT"] = "9999".into();
-    let silent = stage.state.join("silent.json");
-    std::fs::write(&silent, config.to_string()).expect("config");
-    let child = stage
-        .xtask(&[
-            "deploy",
-            &w.b.sha,
-            "--env",
-            "staging",
-            "--verify-timeout",
-            "120",
-            "--json",
-        ])
-        .env("XTASK_CONFIG", &silent)
-        .spawn();
+    let (child, _silent) = stage.stuck_deploy(&w.b.sha, &["--verify-timeout", "120", "--json"]);
     let pid = child.id().to_string();
-    let container = stage.container("staging");
-    let verifying = poll_until(Duration::from_secs(60), || {
-        let image = docker(&["inspect", "--format", "{{.Config.Image}}", &container]);
-        String::from_utf8_lossy(&image.stdout)
-            .contains(&w.b.sha)
-            .then_some(())
-    });
-    assert!(verifying.is_some(), "B's container never started");
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()

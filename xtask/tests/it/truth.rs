@@ -4,8 +4,6 @@
 //! verified container; user numbers are bounded at the edge; docker's own
 //! words reach the user. (Every `Xtask::run` also fails on a panic.)
 
-use std::time::Duration;
-
 use crate::deploy::{Stage, read_json, world};
 use crate::support::*;
 
@@ -150,30 +148,9 @@ fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
     stage.deploy(&w.a, "staging");
     let a_container = container_id(&container).expect("A's container");
 
-    // B's service listens on another port inside, so its deploy sits in
-    // verification, where it dies by SIGKILL: no cleanup runs.
-    let mut config = read_json(&stage.config);
-    config["environments"]["staging"]["env"]["API_PORT"] = "9999".into();
-    let silent = stage.state.join("silent.json");
-    std::fs::write(&silent, config.to_string()).expect("config");
-    let mut child = stage
-        .xtask(&[
-            "deploy",
-            &w.b.sha,
-            "--env",
-            "staging",
-            "--verify-timeout",
-            "300",
-        ])
-        .env("XTASK_CONFIG", &silent)
-        .spawn();
-    let verifying = poll_until(Duration::from_secs(60), || {
-        let out = docker(&["inspect", "--format", "{{.Config.Image}}", &container]);
-        String::from_utf8_lossy(&out.stdout)
-            .contains(&w.b.sha)
-            .then_some(())
-    });
-    assert!(verifying.is_some(), "B's container never started");
+    // B's deploy sits in verification, where it dies by SIGKILL: no
+    // cleanup runs.
+    let (mut child, silent) = stage.stuck_deploy(&w.b.sha, &["--verify-timeout", "300"]);
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let previous = format!("{container}-previous");
