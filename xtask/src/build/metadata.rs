@@ -23,8 +23,9 @@ struct Metadata {
     packages: Vec<Package>,
 }
 
-/// `cargo metadata --format-version 1 --no-deps` of the workspace at `root`:
-/// no network, no lock file change.
+/// `cargo metadata --format-version 1 --no-deps` of the workspace at `root`
+/// with the caller's cargo (the unit tests'): no network, no lock file change.
+#[cfg(test)]
 pub fn metadata_cmd(root: &Path) -> Cmd {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     Cmd::new(cargo)
@@ -38,9 +39,30 @@ pub fn metadata_cmd(root: &Path) -> Cmd {
         .arg(root.join("Cargo.toml").display().to_string())
 }
 
+/// The same, asked of a clean build's sealed cargo (crate::build::compile):
+/// the pinned toolchain, run from `/`, nothing of the caller's environment.
+pub fn sealed_cmd(
+    layout: &crate::build::worktree::Layout,
+    toolchain: &crate::build::compile::Toolchain,
+    config: &[String],
+) -> Cmd {
+    crate::build::compile::cargo(layout, toolchain, config, "metadata").args([
+        "--format-version",
+        "1",
+        "--no-deps",
+        "--offline",
+    ])
+}
+
 /// The api package as cargo resolves it.
+#[cfg(test)]
 pub fn api(root: &Path) -> anyhow::Result<Package> {
-    let cmd = metadata_cmd(root);
+    api_with(&metadata_cmd(root), root)
+}
+
+/// The api package, as `cmd` (a metadata command of the workspace at
+/// `root`) reports it.
+pub fn api_with(cmd: &Cmd, root: &Path) -> anyhow::Result<Package> {
     let json = cmd.read()?;
     let metadata: Metadata = serde_json::from_str(&json)
         .with_context(|| format!("`{cmd}` printed something that is not cargo's metadata"))?;

@@ -1,22 +1,28 @@
-//! The clean build: one commit, checked out on its own (never the work
-//! tree), compiled from nothing, into an image whose layer is the same on
-//! every rebuild. `ci-build` pushes it (or adopts an existing tag that
-//! matches it); `verify-build` compares it with what a registry serves.
+//! The clean build: one commit, written out on its own (never the work
+//! tree), compiled from nothing, sealed from the machine (no hook, filter,
+//! parent cargo config, PATH shim or caller variable takes part), into an
+//! image whose layer is the same on every rebuild. `ci-build` pushes it (or
+//! adopts an existing tag that matches it); `verify-build` compares it with
+//! what a registry serves.
 //!
-//! - worktree.rs: the scratch dir and the detached checkout, removed on drop
+//! - worktree.rs: the scratch dir and its layout, removed on drop
+//! - checkout.rs: the commit's blobs as stored (no git checkout machinery)
 //! - sources.rs: crate archives reused only when they match `Cargo.lock`
-//! - compile.rs: `cargo build --locked` from an empty environment
+//! - compile.rs: the pinned toolchain by absolute path, from `/`, `env -i`
+//! - resolve.rs: the crates compiled, linked or build-time (the SBOM)
 //! - image.rs: the build context, `docker build`, reading an image back
 //! - adopt.rs: an existing registry image against the clean build
 //! - push.rs: tags, pushes, and the registry's answer read back
 //! - sha256.rs, git.rs
 
 pub mod adopt;
+pub mod checkout;
 pub mod compile;
 pub mod git;
 pub mod image;
 pub mod metadata;
 pub mod push;
+pub mod resolve;
 pub mod sha256;
 pub mod sources;
 pub mod worktree;
@@ -34,7 +40,8 @@ use crate::support::interrupt;
 use crate::support::output;
 use crate::support::step::Steps;
 use crate::verify::cosign::SignatureStatus;
-use worktree::{Layout, Scratch, Worktree};
+use compile::{Seal, Toolchain};
+use worktree::{Layout, Scratch};
 
 /// `metadata.json`: see docs/log-schema.md.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -85,8 +92,11 @@ pub struct Plan {
     pub sha: GitSha,
     pub commit_time: i64,
     pub layout: Layout,
-    pub worktree_add: Cmd,
-    pub channel: String,
+    /// The first command of the checkout (crate::build::checkout).
+    pub checkout: Cmd,
+    pub toolchain: Toolchain,
+    /// The commit's own cargo config files, passed with `--config`.
+    pub cargo_config: Vec<String>,
     pub compile: Cmd,
 }
 
@@ -99,17 +109,30 @@ impl Plan {
         )?;
         git::file_at(repo, sha, "api/Cargo.toml")?
             .with_context(|| format!("commit {sha} has no api/Cargo.toml: nothing to build"))?;
+        let mut cargo_config = Vec::new();
+        for file in compile::CONFIG_FILES {
+            if git::file_at(repo, sha, file)?.is_some() {
+                cargo_config.push((*file).to_owned());
+            }
+        }
         let layout = Layout {
             base: Scratch::path_for(sha),
         };
+        let toolchain = Toolchain::at(&channel);
         Ok(Plan {
             sha: sha.clone(),
             commit_time,
-            worktree_add: worktree::add_cmd(repo, &layout.src(), sha),
-            compile: compile::command(&layout, sha, commit_time, &channel),
+            checkout: checkout::list_cmd(repo, sha),
+            compile: compile::command(&layout, &toolchain, &cargo_config, sha, commit_time),
             layout,
-            channel,
+            toolchain,
+            cargo_config,
         })
+    }
+
+    /// What the compile is sealed with, for the provenance.
+    pub fn seal(&self) -> Seal {
+        Seal::of(&self.compile, &self.toolchain, &self.cargo_config)
     }
 
     /// The image build, once the binary's hash is known. Version and
@@ -143,14 +166,18 @@ impl Plan {
     /// What a real run executes, in order, for `--dry-run`.
     pub fn commands(&self) -> Vec<String> {
         vec![
-            self.worktree_add.to_string(),
+            self.checkout.to_string(),
+            format!(
+                "# xtask writes each blob `git cat-file --batch` gives for that listing into {}, as stored",
+                self.layout.src().display()
+            ),
             format!(
                 "# xtask copies each crate archive whose sha256 is the checksum in {}/Cargo.lock into {}",
                 self.layout.src().display(),
                 self.layout.cargo_home().display()
             ),
             self.compile.to_string(),
-            metadata::metadata_cmd(&self.layout.src()).to_string(),
+            metadata::sealed_cmd(&self.layout, &self.toolchain, &self.cargo_config).to_string(),
             format!(
                 "cp {} {}/api  # then mode 0755, mtime {}",
                 compile::binary(&self.layout).display(),
@@ -197,9 +224,16 @@ pub struct Compiled {
     /// commit's checkout (so `version.workspace = true` works).
     pub version: String,
     pub source: String,
+    /// sha256 of the commit's `Cargo.lock` and `deploy/Dockerfile`, as
+    /// committed (the files the build read), for the provenance.
+    pub lock_sha256: String,
+    pub dockerfile_sha256: String,
+    /// Every crate compiled, linked or build-time (the SBOM).
+    pub crates: Vec<resolve::Crate>,
+    pub seal: Seal,
 }
 
-/// Check out the commit, verify the crate archives, compile. The checkout
+/// Write out the commit, verify the crate archives, compile. The checkout
 /// is removed before this returns (its Dockerfile is kept in the scratch
 /// dir for the image build).
 pub fn compile(
@@ -210,13 +244,18 @@ pub fn compile(
 ) -> anyhow::Result<Compiled> {
     debug_assert_eq!(scratch.path(), plan.layout.base);
     let layout = &plan.layout;
-    let checkout = steps.run(
-        &format!("check out {} into a detached worktree", plan.sha),
-        || Worktree::add(repo, &layout.src(), &plan.sha),
+    let src = layout.src();
+    steps.run(
+        &format!("write out {} (its blobs as stored)", plan.sha),
+        || {
+            let files = checkout::export(repo, &plan.sha, &src)?;
+            eprintln!("    {files} file(s) written from the commit");
+            Ok(())
+        },
     )?;
     stop_if_interrupted()?;
-    steps.run("reuse only crate archives that match Cargo.lock", || {
-        let lock = std::fs::read_to_string(checkout.path().join("Cargo.lock"))
+    let lock = steps.run("reuse only crate archives that match Cargo.lock", || {
+        let lock = std::fs::read_to_string(src.join("Cargo.lock"))
             .context("the commit has no Cargo.lock: a clean build is `--locked`")?;
         let user_home = compile::user_cargo_home()
             .context("neither CARGO_HOME nor HOME is set: cannot find the crate cache")?;
@@ -228,19 +267,13 @@ pub fn compile(
         for dir in [layout.home(), layout.target()] {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::copy(checkout.path().join("deploy/Dockerfile"), plan.dockerfile())
+        std::fs::copy(src.join("deploy/Dockerfile"), plan.dockerfile())
             .context("the commit has no deploy/Dockerfile")?;
-        Ok(())
+        Ok(lock)
     })?;
     stop_if_interrupted()?;
-    let toolchain = compile::version_command(layout, &plan.channel)
-        .read()
-        .with_context(|| {
-            format!(
-                "the commit pins toolchain {} (rust-toolchain.toml), which rustup cannot run: `rustup toolchain install {}`",
-                plan.channel, plan.channel
-            )
-        })?;
+    plan.toolchain.check()?;
+    let toolchain = compile::version_command(layout, &plan.toolchain).read()?;
     let started = Instant::now();
     steps.run(
         &format!("compile the api (clean, --locked, {toolchain})"),
@@ -257,8 +290,24 @@ pub fn compile(
     let duration = started.elapsed();
     let sha256 = sha256::of_file(&compile::binary(layout))?;
     eprintln!("    binary sha256 {sha256}");
-    let api = metadata::api(&layout.src())?;
-    drop(checkout);
+    let api = metadata::api_with(
+        &metadata::sealed_cmd(layout, &plan.toolchain, &plan.cargo_config),
+        &src,
+    )?;
+    let crates = steps.run("the crates compiled (cargo tree)", || {
+        let crates = resolve::compiled(layout, &plan.toolchain, &plan.cargo_config, &lock)?;
+        resolve::check(&crates)?;
+        eprintln!(
+            "    {} crate(s) compiled, {} of them build-time only",
+            crates.len(),
+            crates.iter().filter(|c| c.build_time).count()
+        );
+        Ok(crates)
+    })?;
+    let lock_sha256 = sha256::of_bytes(lock.as_bytes());
+    let dockerfile_sha256 = sha256::of_file(&plan.dockerfile())?;
+    // The scratch dir goes on drop; the checkout is not needed any more.
+    let _ = std::fs::remove_dir_all(&src);
     stop_if_interrupted()?;
     Ok(Compiled {
         sha256,
@@ -266,6 +315,10 @@ pub fn compile(
         duration,
         source: metadata::source_url(&api),
         version: api.version,
+        lock_sha256,
+        dockerfile_sha256,
+        crates,
+        seal: plan.seal(),
     })
 }
 

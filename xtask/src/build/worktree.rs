@@ -1,12 +1,15 @@
 //! Where a clean build happens: a scratch directory of its own in the temp
-//! dir, holding a `git worktree add --detach` checkout of the commit (never
-//! the user's work tree), an empty cargo target dir, a cargo home holding
-//! only verified crate archives, and the image's build context.
+//! dir, holding the commit's files as git stores them (crate::build::checkout;
+//! never the user's work tree, and nothing registered in the repository), an
+//! empty cargo target dir, a cargo home holding only verified crate
+//! archives, and the image's build context.
 //!
-//! Both are removed when dropped: on success, on error, and on the first
+//! The temp dir may be shared (`/tmp`): nothing in the build reads from its
+//! parents (cargo runs from `/`, see crate::build::compile).
+//!
+//! It is removed when dropped: on success, on error, and on the first
 //! Ctrl-C or SIGTERM (the running child is killed, the error unwinds to
-//! here). A second Ctrl-C exits at once and leaves them; the next build's
-//! `git worktree prune` forgets the checkout, the temp dir keeps the files.
+//! here). A second Ctrl-C exits at once and leaves it in the temp dir.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,7 +17,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::Context;
 
 use crate::model::sha::GitSha;
-use crate::support::cmd::Cmd;
 
 /// A fresh, empty directory `<temp>/xtask-build-<short sha>-<pid>-<n>`,
 /// removed with everything in it on drop.
@@ -87,7 +89,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The detached checkout of the commit.
+    /// The commit's files.
     pub fn src(&self) -> PathBuf {
         self.base.join("src")
     }
@@ -111,65 +113,5 @@ impl Layout {
     /// Files pulled out of a registry image for comparison.
     pub fn pulled(&self) -> PathBuf {
         self.base.join("pulled")
-    }
-}
-
-fn git(repo: &Path) -> Cmd {
-    Cmd::new("git").arg("-C").arg(repo.display().to_string())
-}
-
-/// `git worktree add --detach <dir> <sha>`.
-pub fn add_cmd(repo: &Path, dir: &Path, sha: &GitSha) -> Cmd {
-    git(repo)
-        .args(["worktree", "add", "--detach"])
-        .arg(dir.display().to_string())
-        .arg(sha.as_str())
-}
-
-/// A detached checkout of one commit, registered in the user's repository
-/// only while it exists: `git worktree remove --force` on drop.
-pub struct Worktree {
-    repo: PathBuf,
-    dir: PathBuf,
-}
-
-impl Worktree {
-    pub fn add(repo: &Path, dir: &Path, sha: &GitSha) -> anyhow::Result<Worktree> {
-        // Forget checkouts whose directories are gone (a build killed by a
-        // second Ctrl-C). git marks one being created as locked, so this
-        // never races another build's `worktree add`.
-        let _ = git(repo).args(["worktree", "prune"]).output();
-        let out = add_cmd(repo, dir, sha).output()?;
-        if !out.status.success() {
-            // It may have registered the dir before failing.
-            let _ = std::fs::remove_dir_all(dir);
-            let _ = git(repo).args(["worktree", "prune"]).output();
-            anyhow::bail!(
-                "could not check out {sha} into {} ({})",
-                dir.display(),
-                out.last_words()
-            );
-        }
-        Ok(Worktree {
-            repo: repo.to_path_buf(),
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for Worktree {
-    fn drop(&mut self) {
-        let removed = git(&self.repo)
-            .args(["worktree", "remove", "--force"])
-            .arg(self.dir.display().to_string())
-            .output();
-        if !removed.is_ok_and(|o| o.status.success()) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-            let _ = git(&self.repo).args(["worktree", "prune"]).output();
-        }
     }
 }

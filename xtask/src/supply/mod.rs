@@ -3,13 +3,13 @@
 //! build record.
 //!
 //! ```text
-//! pushed digest ─► cosign sign ─► syft registry:<repo>@<digest> ─► cosign attest --type spdxjson
+//! pushed digest ─► cosign sign ─► SPDX of the crates compiled ─► cosign attest --type spdxjson
 //!                                  provenance predicate ─────────► cosign attest --type slsaprovenance1
 //!               ─► cosign verify, verify-attestation ×2 ─► record (soft) or fail (--require-signature)
 //! ```
 //!
 //! - sign.rs: who signs (key, keyless, or skipped with the reason), the commands
-//! - sbom.rs: syft on the pushed image; provenance.rs: the SLSA v1 predicate
+//! - sbom.rs: the crates compiled (SPDX); provenance.rs: the SLSA v1 predicate
 //! - policy.rs: soft|strict per environment, enforced before a release
 //! - tools.rs, digest.rs
 
@@ -89,8 +89,8 @@ pub fn after_push(p: &Pushed, steps: &mut Steps) -> anyhow::Result<(Signature, R
             let signer = sign::signer()?;
             let dir = p.project.state_dir().join("supply");
             // The SBOM and the provenance are build artifacts even unsigned.
-            match steps.run("SBOM of the pushed image (syft)", || {
-                sbom::generate(p.project, p.image, &dir)
+            match steps.run("SBOM of the crates compiled", || {
+                sbom::compiled(p.image, built, &dir, &p.started_on)
             }) {
                 Ok(sbom) => {
                     eprintln!(
@@ -117,7 +117,7 @@ pub fn after_push(p: &Pushed, steps: &mut Steps) -> anyhow::Result<(Signature, R
                         finished_on: &output::now_rfc3339(),
                     },
                 )?;
-                let path = dir.join(format!("{}.provenance.json", p.image.sha));
+                let path = provenance::path(&dir, &p.image.digest);
                 output::write_file(&path, &predicate)?;
                 Ok(path)
             })?;

@@ -5,6 +5,12 @@
 //! - external parameters: repository, ref, sha;
 //! - resolved dependencies: the commit, `Cargo.lock`, the toolchain
 //!   (`rustc --version`), `deploy/Dockerfile` and the api binary, by sha256;
+//!   `Cargo.lock` and the Dockerfile as the commit holds them (the bytes the
+//!   build read), never the work tree's;
+//! - internal parameters: the platform, and `seal`: how the build was
+//!   sealed from the machine (checkout method, cwd, absolute cargo, rustc
+//!   and linker, the whole PATH, the cargo config files read, the names of
+//!   the only variables the compile saw);
 //! - invocation id: `GITHUB_RUN_ID` (and attempt).
 
 use serde_json::{Value, json};
@@ -28,6 +34,22 @@ pub struct Built {
     pub binary_sha256: String,
     /// `rustc --version` of the commit's pinned toolchain.
     pub toolchain: String,
+    /// sha256 of the commit's `Cargo.lock` and `deploy/Dockerfile`.
+    pub lock_sha256: String,
+    pub dockerfile_sha256: String,
+    /// Every crate compiled (the SBOM's content).
+    pub crates: Vec<crate::build::resolve::Crate>,
+    pub seal: crate::build::compile::Seal,
+}
+
+/// `<dir>/sha256-<hex>.provenance.json`: one file per image digest, so a
+/// second build of the same SHA (another repository, another digest) never
+/// overwrites the file the first build's record names.
+pub fn path(dir: &std::path::Path, digest: &crate::model::digest::Digest) -> std::path::PathBuf {
+    dir.join(format!(
+        "sha256-{}.provenance.json",
+        super::sbom::hex(digest)
+    ))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -54,10 +76,7 @@ fn repository(project: &Project) -> String {
 }
 
 pub fn predicate(project: &Project, inputs: &Inputs) -> anyhow::Result<Value> {
-    let root = &project.root;
-    let lock = root.join("Cargo.lock");
-    let dockerfile = root.join("deploy/Dockerfile");
-    let sums = super::digest::sha256_files(&[&lock, &dockerfile])?;
+    let sums = [&inputs.built.lock_sha256, &inputs.built.dockerfile_sha256];
     let rustc = &inputs.built.toolchain;
     let repo = repository(project);
     let sha = inputs.image.sha.as_str();
@@ -81,7 +100,7 @@ pub fn predicate(project: &Project, inputs: &Inputs) -> anyhow::Result<Value> {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
             "externalParameters": {"repository": repo, "ref": git_ref, "sha": sha},
-            "internalParameters": {"platform": "linux/amd64"},
+            "internalParameters": {"platform": "linux/amd64", "seal": inputs.built.seal},
             "resolvedDependencies": [
                 {"uri": format!("git+{repo}@{git_ref}"), "digest": {"gitCommit": sha}},
                 {"name": "Cargo.lock", "digest": {"sha256": sums[0]}},

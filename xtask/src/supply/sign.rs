@@ -2,7 +2,14 @@
 //!
 //! - With a key: `COSIGN_KEY` is a path, KMS URI or `env://VAR` (or the PEM
 //!   text itself, passed as `env://COSIGN_KEY`); cosign reads the password
-//!   from `COSIGN_PASSWORD` itself, so it is never on a command line.
+//!   from `COSIGN_PASSWORD` itself, so it is never on a command line. Any
+//!   other one-line value is refused before anything runs, naming the
+//!   variable and the form it should take, never the value: a key stored
+//!   as one line of base64 (a common CI secret) would otherwise become
+//!   `--key <the key>` in the printed command, in cosign's error, and in
+//!   the record's `signing_reason`.
+//! - The signing secrets reach cosign sign/attest alone (`Cmd::signing`);
+//!   every other child starts without them (support::cmd).
 //!   `--tlog-upload=false`: nothing goes to the public transparency log, so
 //!   verification passes `--insecure-ignore-tlog`.
 //! - Keyless in GitHub Actions: the job has `id-token: write`, which sets
@@ -34,7 +41,7 @@ pub fn signer() -> anyhow::Result<Result<Signer, String>> {
     }
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     if let Some(key) = var("COSIGN_KEY") {
-        return Ok(Ok(Signer::Key(key_reference("COSIGN_KEY", &key)?)));
+        return Ok(Ok(Signer::Key(signing_key(&key)?)));
     }
     if var("ACTIONS_ID_TOKEN_REQUEST_URL").is_some()
         && var("ACTIONS_ID_TOKEN_REQUEST_TOKEN").is_some()
@@ -47,8 +54,76 @@ pub fn signer() -> anyhow::Result<Result<Signer, String>> {
     ))
 }
 
+/// URI schemes cosign's `--key` reads (cosign `pkg/signature/kms`,
+/// `pkg/cosign/kubernetes`, `pkg/cosign/git/gitlab`, `pkg/cosign/pkcs11key`,
+/// `env://` in `pkg/signature/keys.go`).
+const KEY_SCHEMES: &[&str] = &[
+    "env://",
+    "awskms://",
+    "gcpkms://",
+    "azurekms://",
+    "hashivault://",
+    "k8s://",
+    "gitlab://",
+    "pkcs11:",
+    "https://",
+    "http://",
+];
+
+/// `COSIGN_KEY` as cosign's `--key`: a PEM text becomes `env://COSIGN_KEY`;
+/// a URI or a path is passed as is (a missing file is cosign's to name);
+/// a value that is none of them (one line of base64, a key's body) is
+/// refused, its value never shown.
+fn signing_key(value: &str) -> anyhow::Result<String> {
+    let v = value.trim();
+    if v.starts_with("-----BEGIN") || v.contains('\n') {
+        return key_reference("COSIGN_KEY", v);
+    }
+    if KEY_SCHEMES.iter().any(|s| v.starts_with(s)) || std::path::Path::new(v).is_file() {
+        return Ok(v.to_owned());
+    }
+    let pem_in_base64 = decode_base64(v).is_some_and(|b| b.starts_with(b"-----BEGIN"));
+    let too_long_for_a_path = v.len() > 4095 || v.split('/').any(|component| component.len() > 255);
+    if pem_in_base64 || too_long_for_a_path || v.contains("PRIVATE KEY") {
+        anyhow::bail!(
+            "COSIGN_KEY holds {} (value not shown), which cosign's --key cannot read: set COSIGN_KEY to the PEM text of the key (`-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----` … on several lines; decode a base64 secret with `base64 -d` first), to the path of a file holding it, or to a KMS URI or env://VAR",
+            if pem_in_base64 {
+                "one line of base64 that decodes to a PEM key"
+            } else {
+                "one line that is neither a path, a URI nor a PEM key"
+            }
+        );
+    }
+    Ok(v.to_owned())
+}
+
+/// Standard base64 (RFC 4648, padding optional), or `None`.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let digits = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in digits.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 fn common(cmd: Cmd, signer: &Signer, image: &ImageRef) -> Cmd {
-    let mut cmd = cmd.arg("--yes");
+    let mut cmd = cmd.signing().arg("--yes");
     if let Signer::Key(key) = signer {
         cmd = cmd.args(["--key", key, "--tlog-upload=false"]);
     }
@@ -78,6 +153,34 @@ mod tests {
         format!("{repo}:{}@sha256:{}", "a".repeat(40), "b".repeat(64))
             .parse()
             .expect("image")
+    }
+
+    #[test]
+    fn a_key_in_a_form_cosign_cannot_read_is_refused_without_its_value() {
+        let pem = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nZXhhbXBsZSBib2R5\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n";
+        assert_eq!(signing_key(pem).expect("pem"), "env://COSIGN_KEY");
+        let one_line = "LS0tLS1CRUdJTiBFTkNSWVBURUQgU0lHU1RPUkUgUFJJVkFURSBLRVktLS0tLQpaWGhoYlhCc1pTQmliMlI1Ci0tLS0tRU5EIEVOQ1JZUFRFRCBTSUdTVE9SRSBQUklWQVRFIEtFWS0tLS0tCg==";
+        assert_eq!(
+            decode_base64(one_line).expect("base64"),
+            pem.as_bytes(),
+            "the test's base64 is the PEM"
+        );
+        let err = signing_key(one_line).expect_err("base64").to_string();
+        assert!(
+            err.contains("COSIGN_KEY") && err.contains("base64 -d"),
+            "{err}"
+        );
+        assert!(!err.contains(one_line) && !err.contains("ZXhh"), "{err}");
+        let long = "x".repeat(300);
+        assert!(signing_key(&long).is_err());
+        for reference in [
+            "env://OTHER",
+            "awskms:///arn:aws:kms:x",
+            "/no/such/dir/gone.key",
+            "k8s://ns/s",
+        ] {
+            assert_eq!(signing_key(reference).expect("reference"), reference);
+        }
     }
 
     #[test]

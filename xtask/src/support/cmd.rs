@@ -32,6 +32,35 @@ pub struct Cmd {
     dir: Option<PathBuf>,
     /// Fed to the child's stdin; a secret (a mnemonic), never printed.
     stdin: Option<String>,
+    /// The child may see the signing secrets (see [`SIGNING_SECRETS`]):
+    /// only `cosign sign` and `cosign attest` ask for them.
+    signing: bool,
+}
+
+/// Variables that can sign in this project's name. Every child except the
+/// one marked [`Cmd::signing`] starts without them (and without the
+/// variable an `env://VAR` in `COSIGN_KEY` names): git, docker and cargo
+/// have no use for them, and a hook, a wrapper or a build script could
+/// read them.
+pub const SIGNING_SECRETS: &[&str] = &[
+    "COSIGN_KEY",
+    "COSIGN_PASSWORD",
+    "SIGSTORE_ID_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+];
+
+/// [`SIGNING_SECRETS`], plus the variable `COSIGN_KEY=env://VAR` points at.
+fn signing_secrets() -> Vec<String> {
+    let mut all: Vec<String> = SIGNING_SECRETS.iter().map(|s| (*s).to_owned()).collect();
+    if let Some(var) = std::env::var("COSIGN_KEY")
+        .ok()
+        .and_then(|k| k.trim().strip_prefix("env://").map(str::to_owned))
+        .filter(|v| !v.is_empty())
+    {
+        all.push(var);
+    }
+    all
 }
 
 /// What a finished command left behind.
@@ -99,7 +128,16 @@ impl Cmd {
             clear_env: false,
             dir: None,
             stdin: None,
+            signing: false,
         }
+    }
+
+    /// This child signs: it keeps the signing secrets every other child is
+    /// started without (cosign reads `COSIGN_PASSWORD` and `env://` keys
+    /// itself).
+    pub fn signing(mut self) -> Cmd {
+        self.signing = true;
+        self
     }
 
     pub fn arg(mut self, value: impl Into<String>) -> Cmd {
@@ -156,6 +194,12 @@ impl Cmd {
         self
     }
 
+    /// The names of the variables given with [`Cmd::env`] (for a record of
+    /// what a sealed child saw).
+    pub fn env_names(&self) -> Vec<String> {
+        self.envs.iter().map(|(k, _)| k.clone()).collect()
+    }
+
     /// The arguments as the child receives them (secrets included): for tests.
     #[cfg(test)]
     pub fn argv(&self) -> Vec<&str> {
@@ -165,6 +209,11 @@ impl Cmd {
     /// The duct expression: program, args, env, dir and stdin (the secret
     /// and a newline, else nothing). Exit status is ours to judge.
     fn expression(&self) -> duct::Expression {
+        let stdin = self.stdin.as_ref().map(|s| format!("{s}\n").into_bytes());
+        self.expression_with(stdin)
+    }
+
+    fn expression_with(&self, stdin: Option<Vec<u8>>) -> duct::Expression {
         let mut expr = duct::cmd(&self.program, self.args.iter().map(|a| &a.value));
         if self.clear_env {
             expr = expr.full_env(self.envs.iter().map(|(k, v)| (k, v)));
@@ -172,16 +221,47 @@ impl Cmd {
         for (k, v) in &self.envs {
             expr = expr.env(k, v);
         }
+        if !self.signing {
+            for key in signing_secrets() {
+                expr = expr.env_remove(key);
+            }
+        }
         if let Some(dir) = &self.dir {
             expr = expr.dir(dir);
         }
-        expr = match &self.stdin {
+        expr = match stdin {
             // A child that exits without reading is judged by its status
             // (duct ignores the broken pipe).
-            Some(input) => expr.stdin_bytes(format!("{input}\n")),
+            Some(input) => expr.stdin_bytes(input),
             None => expr.stdin_null(),
         };
         expr.unchecked()
+    }
+
+    /// Run a read-only query that takes `input` on stdin (not a secret: use
+    /// [`Cmd::secret_stdin`] for one) and returns raw stdout bytes (e.g.
+    /// `git cat-file --batch`); fail on a non-zero exit with its words.
+    pub fn read_bytes(&self, input: Option<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+        self.echo();
+        let out = self
+            .expression_with(input)
+            .stdout_capture()
+            .stderr_capture()
+            .run()
+            .map_err(|e| self.spawn_error(e))?;
+        if !out.status.success() {
+            let words = Output {
+                status: out.status,
+                stdout: String::new(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            };
+            bail!(
+                "`{self}` failed ({}): {}",
+                describe(out.status),
+                words.last_words()
+            );
+        }
+        Ok(out.stdout)
     }
 
     fn echo(&self) {

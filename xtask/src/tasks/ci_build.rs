@@ -84,11 +84,12 @@ fn run_inner(args: Args, project: &Project) -> anyhow::Result<()> {
     if args.dry_run {
         return dry_run(&plan, &tags, &repository, adopting.as_ref(), args.json);
     }
+    // A signing key in a form cosign cannot read is refused now, before
+    // anything is built or pushed (its value is never printed).
+    let _ = supply::sign::signer()?;
     interrupt::install()?;
     let scratch = Scratch::create(plan.layout.base.clone())?;
 
-    // supply chain (issue 10): the compile is `cargo auditable build`.
-    supply::tools::require_cargo_auditable()?;
     let outcome = match adopting {
         Some(digest) => {
             eprintln!(
@@ -137,6 +138,10 @@ fn run_inner(args: Args, project: &Project) -> anyhow::Result<()> {
     let built = supply::provenance::Built {
         binary_sha256: outcome.compiled.sha256.clone(),
         toolchain: outcome.compiled.toolchain.clone(),
+        lock_sha256: outcome.compiled.lock_sha256.clone(),
+        dockerfile_sha256: outcome.compiled.dockerfile_sha256.clone(),
+        crates: outcome.compiled.crates.clone(),
+        seal: outcome.compiled.seal.clone(),
     };
     // ── supply chain (issue 10): after the push and read-back, sign the
     // digest, SBOM (syft on the pushed image), attest SBOM and provenance,
