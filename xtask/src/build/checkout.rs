@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn ls_tree_entries_are_read_and_unsafe_ones_refused() {
-        let listing = b"100644 blob aaaa\tCargo.toml\0100755 blob bbbb\tbench/run.sh\0";
+        let listing = b"100644 blob aaaa\tCargo.toml\x00100755 blob bbbb\tbench/run.sh\x00";
         let got = parse_listing(listing).expect("parses");
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].mode, "100755");

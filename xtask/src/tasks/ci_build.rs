@@ -250,7 +250,7 @@ fn dry_run(
             tags.full, plan.sha
         );
         commands.push(format!("docker pull --platform linux/amd64 {by_digest}"));
-        commands.extend(plan.commands().into_iter().take(3));
+        commands.extend(plan.commands().into_iter().take(4));
     } else {
         commands.extend(plan.commands());
         commands.extend(tags.commands("<image id>"));

@@ -119,13 +119,15 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
         "--json prints the record as the last line"
     );
 
-    // Built clean, from the commit: a detached checkout, an empty
-    // environment, --locked, the pinned toolchain; all cleaned up after.
+    // Built clean, from the commit: its blobs as stored, an empty
+    // environment, --locked, the pinned toolchain by absolute path; all
+    // cleaned up after.
     for part in [
-        "$ git -C ",
-        "worktree add --detach ",
+        "$ git --no-replace-objects -c core.hooksPath=/dev/null -C ",
+        " cat-file --batch",
         "$ env -i PATH=",
-        "rustup run 1.95.0 cargo auditable build --release --locked --package api --target x86_64-unknown-linux-gnu",
+        "toolchains/1.95.0-x86_64-unknown-linux-gnu/bin/cargo build --manifest-path ",
+        "/src/Cargo.toml --release --locked --package api --target x86_64-unknown-linux-gnu",
         "--remap-path-prefix=",
         "Compiling tokio ",
     ] {
@@ -308,13 +310,15 @@ fn dry_run_prints_the_clean_build_and_changes_nothing() {
         .filter_map(Value::as_str)
         .collect();
     assert!(
-        commands[0].contains("worktree add --detach ")
-            && commands[0].ends_with(&format!("/src {}", project.sha())),
+        commands[0].contains(" ls-tree -r -z --full-tree ")
+            && commands[0].ends_with(&format!(" {}", project.sha()))
+            && commands[1].contains("/src, as stored"),
         "{commands:?}"
     );
     assert!(
-        commands[2].starts_with("env -i PATH=")
-            && commands[2].contains("rustup run 1.95.0 cargo auditable build --release --locked"),
+        commands[3].starts_with("env -i PATH=")
+            && commands[3].contains("/bin/cargo build --manifest-path ")
+            && commands[3].contains(" --release --locked --package api"),
         "{commands:?}"
     );
     assert_eq!(project.git(&["worktree", "list"]).lines().count(), 1);
@@ -906,9 +910,7 @@ fn same_commit_again_is_adopted_only_after_a_clean_build_matches_it() {
     again.expect_success();
     // Compiled clean, compared, nothing built into an image or pushed.
     assert!(
-        again
-            .stderr
-            .contains("rustup run 1.95.0 cargo auditable build --release --locked"),
+        again.stderr.contains("/bin/cargo build --manifest-path "),
         "{}",
         again.stderr
     );
@@ -983,7 +985,7 @@ fn a_hand_pushed_tag_naming_another_commit_is_refused_before_compiling() {
         "{error}"
     );
     assert!(
-        !run.stderr.contains("cargo auditable build"),
+        !run.stderr.contains("/bin/cargo build --manifest-path "),
         "refused before compiling:\n{}",
         run.stderr
     );
