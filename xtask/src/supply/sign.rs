@@ -82,7 +82,10 @@ fn signing_key(value: &str) -> anyhow::Result<String> {
     if KEY_SCHEMES.iter().any(|s| v.starts_with(s)) || std::path::Path::new(v).is_file() {
         return Ok(v.to_owned());
     }
-    let pem_in_base64 = decode_base64(v).is_some_and(|b| b.starts_with(b"-----BEGIN"));
+    // Padded or not (some secret stores drop the `=`).
+    let padded = format!("{v}{}", "=".repeat((4 - v.len() % 4) % 4));
+    let pem_in_base64 =
+        crate::support::base64::decode(&padded).is_some_and(|b| b.starts_with(b"-----BEGIN"));
     let too_long_for_a_path = v.len() > 4095 || v.split('/').any(|component| component.len() > 255);
     if pem_in_base64 || too_long_for_a_path || v.contains("PRIVATE KEY") {
         anyhow::bail!(
@@ -95,31 +98,6 @@ fn signing_key(value: &str) -> anyhow::Result<String> {
         );
     }
     Ok(v.to_owned())
-}
-
-/// Standard base64 (RFC 4648, padding optional), or `None`.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let digits = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for b in digits.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 fn common(cmd: Cmd, signer: &Signer, image: &ImageRef) -> Cmd {
@@ -161,7 +139,7 @@ mod tests {
         assert_eq!(signing_key(pem).expect("pem"), "env://COSIGN_KEY");
         let one_line = "LS0tLS1CRUdJTiBFTkNSWVBURUQgU0lHU1RPUkUgUFJJVkFURSBLRVktLS0tLQpaWGhoYlhCc1pTQmliMlI1Ci0tLS0tRU5EIEVOQ1JZUFRFRCBTSUdTVE9SRSBQUklWQVRFIEtFWS0tLS0tCg==";
         assert_eq!(
-            decode_base64(one_line).expect("base64"),
+            crate::support::base64::decode(one_line).expect("base64"),
             pem.as_bytes(),
             "the test's base64 is the PEM"
         );
