@@ -126,7 +126,7 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
         "$ git --no-replace-objects -c core.hooksPath=/dev/null -C ",
         " cat-file --batch",
         "$ env -i PATH=",
-        "toolchains/1.95.0-x86_64-unknown-linux-gnu/bin/cargo build --manifest-path ",
+        "toolchains/1.95.0-x86_64-unknown-linux-gnu/bin/cargo build --config ",
         "/src/Cargo.toml --release --locked --package api --target x86_64-unknown-linux-gnu",
         "--remap-path-prefix=",
         "Compiling tokio ",
@@ -317,8 +317,8 @@ fn dry_run_prints_the_clean_build_and_changes_nothing() {
     );
     assert!(
         commands[3].starts_with("env -i PATH=")
-            && commands[3].contains("/bin/cargo build --manifest-path ")
-            && commands[3].contains(" --release --locked --package api"),
+            && commands[3].contains("/bin/cargo build ")
+            && commands[3].contains("/src/Cargo.toml --release --locked --package api"),
         "{commands:?}"
     );
     assert_eq!(project.git(&["worktree", "list"]).lines().count(), 1);
@@ -985,7 +985,7 @@ fn a_hand_pushed_tag_naming_another_commit_is_refused_before_compiling() {
         "{error}"
     );
     assert!(
-        !run.stderr.contains("/bin/cargo build --manifest-path "),
+        !run.stderr.contains("/bin/cargo build "),
         "refused before compiling:\n{}",
         run.stderr
     );
