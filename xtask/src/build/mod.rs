@@ -178,6 +178,20 @@ impl Plan {
             ),
             self.compile.to_string(),
             metadata::sealed_cmd(&self.layout, &self.toolchain, &self.cargo_config).to_string(),
+            resolve::tree_cmd(
+                &self.layout,
+                &self.toolchain,
+                &self.cargo_config,
+                "normal,build",
+            )
+            .to_string(),
+            resolve::tree_cmd(
+                &self.layout,
+                &self.toolchain,
+                &self.cargo_config,
+                "normal,no-proc-macro",
+            )
+            .to_string(),
             format!(
                 "cp {} {}/api  # then mode 0755, mtime {}",
                 compile::binary(&self.layout).display(),
