@@ -159,6 +159,9 @@ fn usage_error(err: clap::Error) -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM only set flags: each task ends its children and
+    // cleans up (support/interrupt.rs).
+    support::interrupt::install()?;
     let project = Project::locate()?;
     match cli.task {
         Task::CiBuild(args) => tasks::ci_build::run(args, &project),

@@ -73,7 +73,7 @@ impl ReleaseArgs {
             self.dry_run(target, image, project)?;
             return Ok(None);
         }
-        interrupt::install()?;
+        interrupt::protect_steps()?;
         let lock = Lock::acquire(&project.state_dir(), self.env, self.force_unlock)?;
         Ok(Some((checked, lock)))
     }
