@@ -707,8 +707,11 @@ mod tests {
     fn gone(pid: &str) -> bool {
         // A killed process reparented to an init that does not reap is a
         // zombie: dead all the same.
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(true, |s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
     }
 
     /// A call that hangs (a daemon that never answers) is ended at its
@@ -750,8 +753,14 @@ mod tests {
     #[test]
     fn each_call_has_a_kind_and_so_a_deadline() {
         let kind = |program: &str, args: &[&str]| Cmd::new(program).args(args.to_vec()).kind();
-        assert_eq!(kind("docker", &["container", "inspect", "x"]), CallKind::Query);
-        assert_eq!(kind("docker", &["version", "--format", "x"]), CallKind::Query);
+        assert_eq!(
+            kind("docker", &["container", "inspect", "x"]),
+            CallKind::Query
+        );
+        assert_eq!(
+            kind("docker", &["version", "--format", "x"]),
+            CallKind::Query
+        );
         assert_eq!(kind("docker", &["stop", "-t", "30", "x"]), CallKind::Change);
         assert_eq!(kind("docker", &["run", "--detach", "x"]), CallKind::Change);
         assert_eq!(kind("docker", &["push", "x"]), CallKind::Transfer);

@@ -10,6 +10,7 @@ mod akash;
 mod ci_build;
 mod cli;
 mod deploy;
+mod interrupts;
 mod lints;
 mod manifests;
 mod registry;

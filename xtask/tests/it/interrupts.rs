@@ -1,0 +1,263 @@
+//! Signals and stuck tools, with a recording `docker` on the child's PATH
+//! (a shell script, so a call can hang or wait for the test): a terminal's
+//! Ctrl-C reaches xtask alone, SIGTERM ends a stuck call, the run records
+//! `interrupted`, the lock is released and no child is left behind. No
+//! Docker daemon is involved: the script answers every call itself.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const SHA: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
+/// Answers like docker 28 for what a first deploy asks: `version`, the
+/// manifest's digest, "No such container", a container id for `run`.
+/// `run` of the release image misbehaves as the dir's files say:
+/// `hang-run` (removed on first use) hangs for 300 s; `wait-run` waits for
+/// a `go` file. Every call and every signal it gets is logged.
+const FAKE_DOCKER: &str = r#"#!/bin/sh
+dir="$(dirname "$0")"
+log="$dir/log"
+echo "call $*" >> "$log"
+trap 'echo "INT $1" >> "$log"; exit 130' INT
+trap 'echo "TERM $1" >> "$log"; exit 143' TERM
+case "$1" in
+  version) echo 28.0.0 ;;
+  manifest) echo '{"Descriptor":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed","size":527}}' ;;
+  container|inspect|port)
+    if [ -e "$dir/wait-inspect" ]; then
+      echo "waiting $1" >> "$log"
+      while [ ! -e "$dir/go" ]; do sleep 0.05; done
+      echo "done $1" >> "$log"
+    fi
+    echo "Error response from daemon: No such container: x" >&2; exit 1 ;;
+  run)
+    if [ -e "$dir/hang-run" ]; then
+      rm -f "$dir/hang-run"
+      sleep 300 &
+      echo $! > "$dir/sleep.pid"
+      echo "hanging $1" >> "$log"
+      wait
+    fi
+    if [ -e "$dir/wait-run" ]; then
+      echo "waiting $1" >> "$log"
+      while [ ! -e "$dir/go" ]; do sleep 0.05; done
+      echo "done $1" >> "$log"
+    fi
+    echo 0123456789abcdef0123456789abcdef ;;
+  *) ;;
+esac
+"#;
+
+struct Fake {
+    bin: TempDir,
+    root: TempDir,
+    port: u16,
+}
+
+impl Fake {
+    fn new(label: &str) -> Fake {
+        let bin = TempDir::new(&format!("fake-docker-{label}"));
+        let script = bin.join("docker");
+        std::fs::write(&script, FAKE_DOCKER).expect("write the fake docker");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let root = TempDir::new(&format!("interrupts-{label}"));
+        let port = free_port();
+        std::fs::write(
+            root.join("release.json"),
+            format!(r#"{{"environments": {{"staging": {{"port": {port}, "container": "xtask-it-{label}-{}"}}}}}}"#, std::process::id()),
+        )
+        .expect("config");
+        Fake { bin, root, port }
+    }
+
+    fn touch(&self, name: &str) {
+        std::fs::write(self.bin.join(name), "").expect("touch");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.bin.join("log")).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, line: &str) {
+        poll_until(Duration::from_secs(60), || {
+            self.log().lines().any(|l| l == line).then_some(())
+        })
+        .unwrap_or_else(|| panic!("the fake docker never logged {line:?}:\n{}", self.log()));
+    }
+
+    fn xtask(&self, args: &[&str]) -> Xtask {
+        Xtask::at(self.root.path(), args)
+            .path(path_without(&["cosign"]))
+            .path_prefix(self.bin.path())
+            .env("XTASK_CONFIG", "release.json")
+    }
+
+    fn deploy(&self) -> Xtask {
+        self.xtask(&[
+            "deploy",
+            SHA,
+            "--env",
+            "staging",
+            "--verify-timeout",
+            "1",
+            "--json",
+        ])
+    }
+
+    fn state(&self) -> PathBuf {
+        self.root.join("target/xtask")
+    }
+
+    fn ledger(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.state().join("ledger/staging.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a ledger line"))
+            .collect()
+    }
+}
+
+fn signal(sig: &str, target: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, "--", target])
+        .status()
+        .expect("kill");
+    assert!(ok.success(), "kill {sig} {target}");
+}
+
+fn finished(
+    mut child: std::process::Child,
+    within: Duration,
+) -> (std::process::ExitStatus, String) {
+    let status = poll_until(within, || child.try_wait().expect("try_wait"));
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("xtask did not end within {within:?}");
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (status, stderr)
+}
+
+fn gone(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    })
+}
+
+fn lock_absent(state: &Path) -> bool {
+    !state.join("locks/staging.lock").exists()
+}
+
+/// A terminal's Ctrl-C goes to the foreground process GROUP. Mid `docker
+/// run` of a deploy, it must reach xtask alone: the docker child finishes
+/// its step (it is not killed half-way), then xtask stops the release,
+/// restores and records `interrupted`.
+#[test]
+fn ctrl_c_to_the_process_group_reaches_xtask_not_its_docker_child() {
+    let fake = Fake::new("sigint");
+    fake.touch("wait-run");
+    let child = fake.deploy().spawn_job();
+    let group = format!("-{}", child.id());
+    fake.wait_for_log("waiting run");
+    signal("-INT", &group);
+    // Give a killed child the time to log it, then let it finish.
+    let _ = poll_until(Duration::from_millis(300), || {
+        fake.log().contains("INT run").then_some(())
+    });
+    fake.touch("go");
+    let (status, stderr) = finished(child, Duration::from_secs(60));
+    let log = fake.log();
+    assert!(
+        !log.contains("INT run"),
+        "the terminal's Ctrl-C reached docker:\n{log}"
+    );
+    assert!(log.contains("done run"), "docker finished its step:\n{log}");
+    assert!(!status.success(), "{stderr}");
+    let last = fake.ledger().pop().expect("a ledger line");
+    assert_eq!(last["status"], "interrupted", "{last}");
+    assert!(lock_absent(&fake.state()), "{stderr}");
+}
+
+/// Outside a release (here `status`), a Ctrl-C to the group still reaches
+/// xtask alone, and xtask ends its docker child itself (SIGTERM), at once.
+#[test]
+fn ctrl_c_outside_a_release_ends_the_child_deliberately() {
+    let fake = Fake::new("sigint-status");
+    fake.touch("wait-inspect");
+    let child = fake.xtask(&["status", "--env", "staging"]).spawn_job();
+    fake.wait_for_log("waiting container");
+    signal("-INT", &format!("-{}", child.id()));
+    let (status, stderr) = finished(child, Duration::from_secs(20));
+    let log = fake.log();
+    assert!(!log.contains("INT container"), "{log}");
+    assert!(log.contains("TERM container"), "xtask ended it:\n{log}");
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("was stopped (Ctrl-C)"), "{stderr}");
+}
+
+/// A `docker run` that never returns (a hung daemon): SIGTERM to xtask ends
+/// the call and everything it started, the release records `interrupted`,
+/// the lock is released, and nothing is left running.
+#[test]
+fn sigterm_ends_a_stuck_docker_call_and_the_run_records_interrupted() {
+    let fake = Fake::new("sigterm");
+    fake.touch("hang-run");
+    let child = fake.deploy().spawn_job();
+    fake.wait_for_log("hanging run");
+    signal("-TERM", &child.id().to_string());
+    let (status, stderr) = finished(child, Duration::from_secs(30));
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`docker` was stopped (SIGTERM)"),
+        "{stderr}"
+    );
+    let sleep_pid = std::fs::read_to_string(fake.bin.join("sleep.pid")).expect("pid");
+    let sleep_pid = sleep_pid.trim().to_owned();
+    assert!(
+        poll_until(Duration::from_secs(5), || gone(&sleep_pid).then_some(())).is_some(),
+        "the stuck call's child {sleep_pid} was left running"
+    );
+    let lines = fake.ledger();
+    let last = lines.last().expect("a ledger line");
+    assert_eq!(last["status"], "interrupted", "{last}");
+    assert_eq!(last["image_sha"], SHA);
+    assert!(lock_absent(&fake.state()), "{stderr}");
+    let _ = fake.port;
+}
+
+/// The same hang without any signal: the call's deadline ends it (here
+/// lowered to 1 s with `XTASK_DEADLINE_CHANGE`), the release fails naming
+/// the bound to raise, and the lock is released.
+#[test]
+fn a_stuck_docker_call_is_ended_at_its_deadline() {
+    let fake = Fake::new("deadline");
+    fake.touch("hang-run");
+    let child = fake.deploy().env("XTASK_DEADLINE_CHANGE", "1").spawn_job();
+    let (status, stderr) = finished(child, Duration::from_secs(60));
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("did not finish within 1s") && stderr.contains("XTASK_DEADLINE_CHANGE"),
+        "{stderr}"
+    );
+    let sleep_pid = std::fs::read_to_string(fake.bin.join("sleep.pid")).expect("pid");
+    assert!(
+        poll_until(Duration::from_secs(5), || gone(sleep_pid.trim())
+            .then_some(()))
+        .is_some(),
+        "left running"
+    );
+    assert_eq!(fake.ledger().last().expect("line")["status"], "failed");
+    assert!(lock_absent(&fake.state()), "{stderr}");
+}
