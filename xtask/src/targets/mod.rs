@@ -117,7 +117,7 @@ pub fn select(
     env: Environment,
     requested: Option<TargetKind>,
 ) -> anyhow::Result<Box<dyn Target>> {
-    let settings = project.release_config()?.environment(env);
+    let settings = project.release_config()?.environment(env)?;
     let configured = std::env::var_os("CI").and(settings.target);
     let kind = requested.or(configured).unwrap_or(TargetKind::Docker);
     Ok(for_environment(kind, env, &settings, project))

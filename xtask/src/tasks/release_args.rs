@@ -66,7 +66,7 @@ impl ReleaseArgs {
         image: &ImageRef,
         project: &Project,
     ) -> anyhow::Result<Option<(Checked, Lock)>> {
-        let policy = project.release_config()?.environment(self.env).policy;
+        let policy = project.release_config()?.environment(self.env)?.policy;
         let checked = release::supply(self.env, image, policy, self.require_signature)?;
         target.preflight()?;
         if self.dry_run {

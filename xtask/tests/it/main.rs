@@ -7,10 +7,10 @@
 mod support;
 
 mod akash;
+mod careless;
 mod ci_build;
 mod cli;
 mod deploy;
-mod interrupts;
 mod lints;
 mod manifests;
 mod registry;

@@ -1,4 +1,5 @@
-//! Signals and stuck tools, with a recording `docker` on the child's PATH
+//! What a careless operator breaks (issue 23): signals, stuck tools,
+//! configs. Signals and stuck tools, with a recording `docker` on the child's PATH
 //! (a shell script, so a call can hang or wait for the test): a terminal's
 //! Ctrl-C reaches xtask alone, SIGTERM ends a stuck call, the run records
 //! `interrupted`, the lock is released and no child is left behind. No
@@ -260,4 +261,30 @@ fn a_stuck_docker_call_is_ended_at_its_deadline() {
     );
     assert_eq!(fake.ledger().last().expect("line")["status"], "failed");
     assert!(lock_absent(&fake.state()), "{stderr}");
+}
+
+/// A config is read and checked as a whole before docker is asked anything:
+/// an explicit config that does not name the environment, two environments
+/// on one port, `port: 0`.
+#[test]
+fn a_bad_config_is_refused_before_docker_is_asked_anything() {
+    let fake = Fake::new("config");
+    let cases = [
+        ("{}", "no `environments.staging`"),
+        (
+            r#"{"environments": {"staging": {"port": 19090}, "production": {"port": 19090}}}"#,
+            "both use port 19090",
+        ),
+        (r#"{"environments": {"staging": {"port": 0}}}"#, "port is 0"),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(fake.root.join("release.json"), text).expect("config");
+        let run = fake.deploy().run();
+        let err = run.single_error();
+        assert!(
+            err.contains(expected) && err.contains("release.json"),
+            "{text}: {err}"
+        );
+        assert_eq!(fake.log(), "", "docker was asked something: {text}");
+    }
 }
