@@ -77,7 +77,8 @@ impl Outcome {
 }
 
 pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
-    let releases = eng.ledger.read_reporting()?;
+    // The caller holds the lock: a release still `running` is a dead one.
+    let releases = eng.ledger.mark_abandoned(eng.ledger.read_reporting()?)?;
     let before = before::Before::ask(eng.target, eng.probe, &releases)?;
     let mut run = run::Run::start(&req, &before, eng)?;
     if (eng.interrupted)() {
