@@ -288,3 +288,115 @@ fn a_bad_config_is_refused_before_docker_is_asked_anything() {
         assert_eq!(fake.log(), "", "docker was asked something: {text}");
     }
 }
+
+/// Plays the service on `port`: `/health` 200 and `/version` naming `sha`,
+/// until the returned flag is set.
+fn serve(port: u16, sha: &'static str) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::io::{Read, Write};
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the port");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let mut buf = [0u8; 2048];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let body = if request.starts_with("GET /version") {
+                format!(r#"{{"git_sha":"{sha}"}}"#)
+            } else {
+                "ok".to_owned()
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    stop
+}
+
+/// A ledger line as xtask writes it.
+fn ledger_line(id: &str, sha: &str, status: &str) -> String {
+    let digest = format!("sha256:{}", "5eed".repeat(16));
+    serde_json::json!({
+        "record": "deploy", "id": id, "status": status, "environment": "staging", "target": "docker",
+        "image_sha": sha, "image_digest": digest, "repository": "localhost:5000/shipyard/api",
+        "image_ref": format!("localhost:5000/shipyard/api:{sha}@{digest}"),
+        "previous_sha": null, "previous_release": null, "signature_status": "unverified",
+        "signature_reason": "cosign not found", "initiated_by": "t", "deployment_ref": null,
+        "url": null, "config": null, "verified": {"health": true, "sha": status == "complete"},
+        "started_at": "2026-01-01T00:00:00Z", "duration_sec": 1.0, "at": "2026-01-01T00:00:00Z",
+    })
+    .to_string()
+}
+
+/// After a `kill -9` mid-release and a restore cut short, nothing runs,
+/// the ledger's last line says `running` and the lock is stale (here:
+/// unreadable bytes). `status` names the last verified release and the one
+/// command that brings it back, and that command works exactly as printed;
+/// the dead release is then recorded `abandoned`.
+#[test]
+fn status_names_the_last_verified_release_and_its_command_works_as_printed() {
+    let fake = Fake::new("status-way-back");
+    let ledger = fake.state().join("ledger");
+    std::fs::create_dir_all(&ledger).expect("ledger dir");
+    let dead = "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
+    std::fs::write(
+        ledger.join("staging.jsonl"),
+        format!(
+            "{}\n{}\n",
+            ledger_line("20260101T000000.000Z-5eed5eed5eed", SHA, "complete"),
+            ledger_line("20260101T000100.000Z-deadbeefdead", dead, "running")
+        ),
+    )
+    .expect("ledger");
+    std::fs::create_dir_all(fake.state().join("locks")).expect("locks");
+    std::fs::write(fake.state().join("locks/staging.lock"), b"\xff\xfe\x00\x80").expect("lock");
+
+    let run = fake.xtask(&["status", "--env", "staging"]).run();
+    let err = run.single_error().to_owned();
+    let printed = format!("cargo xtask rollback {SHA} --env staging --force-unlock");
+    assert!(err.contains(&format!("`{printed}`")), "{err}");
+    assert!(
+        run.stderr
+            .contains(&format!("last verified release: {SHA}"))
+            && run.stderr.contains("shown as abandoned"),
+        "{}",
+        run.stderr
+    );
+    let history = fake.xtask(&["history", "--env", "staging", "--json"]).run();
+    history.expect_success();
+    assert!(
+        history.stdout.contains(r#""status":"abandoned""#),
+        "{}",
+        history.stdout
+    );
+
+    let stop = serve(fake.port, SHA);
+    let words: Vec<&str> = printed.split_whitespace().skip(2).collect();
+    let back = fake.xtask(&words).run();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    back.expect_success();
+    let lines = fake.ledger();
+    let statuses: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["image_sha"].as_str().unwrap_or("?"),
+                l["status"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses[2..],
+        [(dead, "abandoned"), (SHA, "running"), (SHA, "complete")],
+        "{lines:?}"
+    );
+}
