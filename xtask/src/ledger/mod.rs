@@ -100,6 +100,10 @@ pub struct Release {
     pub url: Option<String>,
     /// The rendered target config of this release (restored by a rollback).
     pub config: Option<PathBuf>,
+    /// The sha256 of that file as applied: a rollback refuses a frozen
+    /// config that no longer matches it (absent in older lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub config_sha256: Option<String>,
     pub verified: Verified,
     /// Failed or interrupted: what happened, and the SHA the target was left on.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -324,6 +328,7 @@ mod tests {
             deployment_ref: None,
             url: None,
             config: None,
+            config_sha256: None,
             verified: Verified::default(),
             error: None,
             left_on_sha: None,

@@ -80,7 +80,14 @@ pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
     // The caller holds the lock: a release still `running` is a dead one.
     let releases = eng.ledger.mark_abandoned(eng.ledger.read_reporting()?)?;
     let before = before::Before::ask(eng.target, eng.probe, &releases)?;
-    let mut run = run::Run::start(&req, &before, eng)?;
+    let frozen_sha256 = req.config.as_ref().and_then(|c| {
+        releases
+            .iter()
+            .rev()
+            .find(|r| r.config.as_ref() == Some(c))
+            .and_then(|r| r.config_sha256.clone())
+    });
+    let mut run = run::Run::start(&req, &before, frozen_sha256.as_deref(), eng)?;
     if (eng.interrupted)() {
         run.untouched(&before, eng)?;
         return Ok(Outcome {
@@ -100,7 +107,11 @@ pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
     };
     eprintln!("failed: {}", failure.why());
     let restored = match failure {
-        run::Failure::Touched(_) => restore::restore(eng, &before, req.verify_timeout),
+        // No signal cuts the restore short: each call in it is bounded by
+        // its deadline, and a second Ctrl-C waits for it (issue 23).
+        run::Failure::Touched(_) => crate::support::interrupt::shielded(|| {
+            restore::restore(eng, &before, req.verify_timeout)
+        }),
         run::Failure::Untouched(_) => {
             eprintln!("the target was not changed: nothing to restore");
             None

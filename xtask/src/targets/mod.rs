@@ -84,6 +84,13 @@ pub trait Target {
     fn preflight(&self) -> anyhow::Result<()>;
     /// Write this release's config into `dir`; returns its path.
     fn render(&self, image: &ImageRef, release_id: &str, dir: &Path) -> anyhow::Result<PathBuf>;
+    /// A rollback (and a restore) renders the config afresh, so the
+    /// environment's port and names are what the config says now, then
+    /// takes from the release's frozen config what belongs to the release:
+    /// the service's settings (docker: its env). Default: nothing.
+    fn carry_over(&self, _frozen: &Path, _fresh: &Path) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// The image a rendered (or frozen) config runs: checked against the
     /// registry before it is applied.
     fn image_in(&self, config: &Path) -> anyhow::Result<ImageRef>;
