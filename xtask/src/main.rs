@@ -96,7 +96,10 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     let verbose = cli.verbose;
-    match run(cli) {
+    let result = run(cli);
+    // The webhook goes out after the task (and its lock) is done, bounded.
+    ledger::notify::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if verbose {
