@@ -106,21 +106,22 @@ pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
         Err(failure) => failure,
     };
     eprintln!("failed: {}", failure.why());
-    let restored = match failure {
-        // No signal cuts the restore short: each call in it is bounded by
-        // its deadline, and a second Ctrl-C waits for it (issue 23).
-        run::Failure::Touched(_) => crate::support::interrupt::shielded(|| {
-            restore::restore(eng, &before, req.verify_timeout)
-        }),
-        run::Failure::Untouched(_) => {
-            eprintln!("the target was not changed: nothing to restore");
-            None
-        }
-    };
-    run.fail(failure, restored.as_ref(), &before, eng)?;
-    let auto_rollback = restored.map(|r| run.auto_rollback(r, eng)).transpose()?;
-    Ok(Outcome {
-        release: run.release,
-        auto_rollback,
+    // From here to the last ledger line no signal cuts the run short: each
+    // call of the restore is bounded by its deadline, and a second Ctrl-C
+    // waits for it (issue 23; support/interrupt.rs).
+    crate::support::interrupt::shielded(|| {
+        let restored = match failure {
+            run::Failure::Touched(_) => restore::restore(eng, &before, req.verify_timeout),
+            run::Failure::Untouched(_) => {
+                eprintln!("the target was not changed: nothing to restore");
+                None
+            }
+        };
+        run.fail(failure, restored.as_ref(), &before, eng)?;
+        let auto_rollback = restored.map(|r| run.auto_rollback(r, eng)).transpose()?;
+        Ok(Outcome {
+            release: run.release,
+            auto_rollback,
+        })
     })
 }

@@ -70,7 +70,12 @@ fn watch(pending: &AtomicBool) {
     loop {
         std::thread::sleep(Duration::from_millis(20));
         if pending.swap(false, Ordering::SeqCst) {
-            COUNT.fetch_add(1, Ordering::SeqCst);
+            let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+            if n >= 2 && SHIELD.load(Ordering::SeqCst) > 0 {
+                eprintln!(
+                    "interrupt noted: the last verified release is being restored first (each step is bounded); then this run ends"
+                );
+            }
         }
         if COUNT.load(Ordering::SeqCst) >= 2 && SHIELD.load(Ordering::SeqCst) == 0 {
             eprintln!("second interrupt: stopping now");
@@ -123,12 +128,17 @@ pub fn ends_call(at_start: u64) -> bool {
 
 /// Run `f` so that no signal cuts it short: the calls in it run to their
 /// own deadlines, and a second Ctrl-C is not fatal inside it. For the
-/// restore of the last verified release.
+/// restore of the last verified release and its ledger lines.
 pub fn shielded<T>(f: impl FnOnce() -> T) -> T {
     struct Unshield;
     impl Drop for Unshield {
         fn drop(&mut self) {
-            SHIELD.fetch_sub(1, Ordering::SeqCst);
+            // Signals that arrived inside asked for what is happening
+            // anyway (the run ends): they count as one, so the run records
+            // and unlocks; one more signal after this ends it at once.
+            if SHIELD.fetch_sub(1, Ordering::SeqCst) == 1 {
+                let _ = COUNT.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.min(1)));
+            }
         }
     }
     SHIELD.fetch_add(1, Ordering::SeqCst);

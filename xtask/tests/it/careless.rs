@@ -44,9 +44,12 @@ case "$1" in
       wait
     fi
     if [ -e "$dir/wait-run" ]; then
-      echo "waiting $1" >> "$log"
-      while [ ! -e "$dir/go" ]; do sleep 0.05; done
-      echo "done $1" >> "$log"
+      # Only a run whose arguments hold the file's text (empty: any run).
+      case "$*" in *"$(cat "$dir/wait-run")"*)
+        echo "waiting $1" >> "$log"
+        while [ ! -e "$dir/go" ]; do sleep 0.05; done
+        echo "done $1" >> "$log" ;;
+      esac
     fi
     echo 0123456789abcdef0123456789abcdef ;;
   *) ;;
@@ -399,4 +402,59 @@ fn status_names_the_last_verified_release_and_its_command_works_as_printed() {
         [(dead, "abandoned"), (SHA, "running"), (SHA, "complete")],
         "{lines:?}"
     );
+}
+
+/// A second Ctrl-C during the restore used to end xtask with the last
+/// verified release stopped and nothing serving. Now the restore finishes
+/// (each of its calls is bounded), then the run ends: the verified
+/// release serves again, and the ledger says so.
+#[test]
+fn a_second_ctrl_c_during_the_restore_does_not_abandon_it() {
+    let fake = Fake::new("double-ctrl-c");
+    let good = "a11ce0000000000000000000000000000000a11c";
+    let ledger = fake.state().join("ledger");
+    std::fs::create_dir_all(&ledger).expect("ledger dir");
+    std::fs::write(
+        ledger.join("staging.jsonl"),
+        ledger_line("20260101T000000.000Z-a11ce0000000", good, "complete") + "\n",
+    )
+    .expect("ledger");
+    // The service answers with the good release's SHA: the new one fails
+    // verification at once, and the restored one verifies.
+    let stop = serve(fake.port, good);
+    std::fs::write(fake.bin.join("wait-run"), good).expect("wait for the restore's run");
+    let child = fake.deploy().spawn_job();
+    let group = format!("-{}", child.id());
+    fake.wait_for_log("waiting run");
+    // Two presses of Ctrl-C, as a person makes them (not a wait for anything).
+    signal("-INT", &group);
+    std::thread::sleep(Duration::from_millis(200));
+    signal("-INT", &group);
+    std::thread::sleep(Duration::from_millis(200));
+    fake.touch("go");
+    let (status, stderr) = finished(child, Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(status.code(), Some(1), "not cut short (130): {stderr}");
+    assert!(fake.log().contains("done run"), "{}", fake.log());
+    let lines = fake.ledger();
+    let tail: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["record"].as_str().unwrap_or("?"),
+                l["image_sha"].as_str().unwrap_or("?"),
+                l["status"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tail[1..],
+        [
+            ("deploy", SHA, "running"),
+            ("deploy", SHA, "interrupted"),
+            ("rollback", good, "complete")
+        ],
+        "{stderr}"
+    );
+    assert!(lock_absent(&fake.state()), "{stderr}");
 }
