@@ -424,6 +424,9 @@ impl Cmd {
         if let Some(g) = group {
             interrupt::track(g);
         }
+        // Quick calls are seen as soon as they end: the pause between two
+        // looks grows from 1 ms to 20 ms.
+        let mut pause = Duration::from_millis(1);
         let result = loop {
             match handle.try_wait() {
                 Ok(Some(out)) => break Ok(out.clone()),
@@ -452,7 +455,8 @@ impl Cmd {
                 end(handle, group);
                 break Err(anyhow::anyhow!(why));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         };
         if let Some(g) = group {
             interrupt::untrack(g);
