@@ -458,3 +458,48 @@ fn a_second_ctrl_c_during_the_restore_does_not_abandon_it() {
     );
     assert!(lock_absent(&fake.state()), "{stderr}");
 }
+
+/// The webhook used to run while the lock was held, with its token in
+/// curl's argv. Now, when the POST arrives, the lock is already released
+/// and no process on the host has the token in its command line.
+#[test]
+fn the_webhook_is_sent_after_the_lock_is_released_and_its_token_is_not_in_argv() {
+    use std::io::{Read, Write};
+    let fake = Fake::new("webhook");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let lock = fake.state().join("locks/staging.lock");
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("one POST");
+        let locked = lock.exists();
+        let leaked = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).contains("T0K3N"));
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut buf = [0u8; 16384];
+        let n = conn.read(&mut buf).expect("read");
+        conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            .expect("answer");
+        (
+            locked,
+            leaked,
+            String::from_utf8_lossy(&buf[..n]).into_owned(),
+        )
+    });
+    let run = fake
+        .deploy()
+        .env(
+            "XTASK_NOTIFY_WEBHOOK",
+            format!("http://127.0.0.1:{port}/hooks/T0K3N"),
+        )
+        .run();
+    let (locked, leaked, request) = server.join().expect("listener");
+    assert!(!locked, "the webhook ran while the lock was held");
+    assert!(!leaked, "the token was in a process's argv");
+    assert!(request.starts_with("POST /hooks/T0K3N "), "{request}");
+    assert!(!run.stderr.contains("T0K3N"), "{}", run.stderr);
+    assert!(run.stderr.contains("webhook notified"), "{}", run.stderr);
+}
