@@ -62,16 +62,10 @@ impl Container {
 
 impl Docker {
     pub fn new(environment: Environment, settings: &EnvironmentConfig, state_dir: &Path) -> Docker {
-        let default_port = match environment {
-            Environment::Staging => 18080,
-            Environment::Production => 18081,
-        };
+        // The defaults live with the config, which checks them for clashes.
         Docker {
-            container: settings
-                .container
-                .clone()
-                .unwrap_or_else(|| format!("xtask-api-{environment}")),
-            port: settings.port.unwrap_or(default_port),
+            container: settings.container_or_default(environment),
+            port: settings.port_or_default(environment),
             env: settings.env.clone(),
             environment,
             state_dir: state_dir.display().to_string(),
