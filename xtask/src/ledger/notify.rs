@@ -169,7 +169,7 @@ mod tests {
         );
         assert_eq!(sent, 0);
         assert!(
-            started.elapsed() < Duration::from_secs(6),
+            started.elapsed() < Duration::from_secs(10),
             "{:?}",
             started.elapsed()
         );
