@@ -43,7 +43,100 @@ fn block_calls() -> u64 {
         .unwrap_or(2)
 }
 
-/// One invocation passes: include the transactions whose block has come.
+/// Wall-clock seconds (the provider's timers are in time, not calls).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn secs_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The version the provider accepts a manifest for: the deployment's, once
+/// it has processed the update event `FAKE_AKASH_UPDATE_LAG_CALLS`
+/// (default 1) invocations after the block; the previous one before that
+/// (akash-network/provider manifest/manager.go: `versions` grows on the
+/// update event, `validateRequest` compares with its last entry).
+pub fn provider_expects(chain: &Value, dseq: u64) -> Option<String> {
+    let d = chain.pointer(&format!("/deployments/{dseq}"))?;
+    let lag = secs_env("FAKE_AKASH_UPDATE_LAG_CALLS", 1);
+    let calls = chain["calls"].as_u64().unwrap_or(0);
+    let learnt = d["updated_at_call"]
+        .as_u64()
+        .is_none_or(|at| calls >= at + lag);
+    let v = if learnt {
+        &d["version"]
+    } else {
+        &d["previous_version"]
+    };
+    v.as_str().map(str::to_string)
+}
+
+/// The provider closes a lease by itself (MsgCloseBid; on chain the lease
+/// is closed and the group paused: akash-network/node
+/// x/market/handler/server.go `CloseBid`, x/deployment/keeper `OnBidClosed`),
+/// and deletes what runs for it:
+/// - no manifest within `--manifest-timeout` (default 5m) of winning the
+///   lease: manifest/watchdog.go, reason
+///   `lease_closed_reason_manifest_timeout` (`FAKE_AKASH_MANIFEST_TIMEOUT`
+///   seconds, default 300);
+/// - a workload below its count for more than `monitor-max-retries` (40)
+///   checks at least `monitor-retry-period` (4s, plus up to 15s jitter)
+///   apart: cluster/monitor.go and cluster/config.go, reason
+///   `lease_closed_reason_unstable`; so never sooner than 41 × 4s = 164s
+///   (`FAKE_AKASH_MONITOR_CLOSE_SECS`, default 164). The fake sees
+///   availability when the manifest starts and at each `lease-status`.
+fn provider_closes(dir: &Path, chain: &mut Value) {
+    let now = now_secs();
+    let manifest_timeout = secs_env("FAKE_AKASH_MANIFEST_TIMEOUT", 300);
+    let monitor_close = secs_env("FAKE_AKASH_MONITOR_CLOSE_SECS", 164);
+    let height = chain["height"].as_u64().unwrap_or(100);
+    let mut closing = Vec::new();
+    for (i, l) in chain["leases"].as_array().into_iter().flatten().enumerate() {
+        if l["state"] != "active" {
+            continue;
+        }
+        let dseq = l["dseq"].as_u64().unwrap_or(0);
+        let manifest = chain
+            .pointer(&format!("/deployments/{dseq}/manifest"))
+            .filter(|m| !m.is_null() && m["provider"] == l["provider"]);
+        let reason = match manifest {
+            None => l["created_unix"]
+                .as_u64()
+                .is_some_and(|c| now >= c + manifest_timeout)
+                .then_some("lease_closed_reason_manifest_timeout"),
+            Some(m) => m["unavailable_since"]
+                .as_u64()
+                .is_some_and(|s| now >= s + monitor_close)
+                .then_some("lease_closed_reason_unstable"),
+        };
+        if let Some(reason) = reason {
+            closing.push((i, dseq, reason));
+        }
+    }
+    for (i, dseq, reason) in closing {
+        let lease = &mut chain["leases"][i];
+        lease["state"] = json!("closed");
+        lease["closed_on"] = json!(height);
+        lease["reason"] = json!(reason);
+        let key = format!("/deployments/{dseq}/manifest");
+        if let Some(m) = chain.pointer_mut(&key) {
+            super::provider::stop_services(dir, dseq, m);
+            *m = Value::Null;
+        }
+        if let Some(d) = chain.pointer_mut(&format!("/deployments/{dseq}")) {
+            d["group_state"] = json!("paused");
+        }
+    }
+}
+
+/// One invocation passes: include the transactions whose block has come,
+/// and let the provider close the leases its timers give up on.
 pub fn tick(dir: &Path) -> Result<(), String> {
     let mut chain = load(dir)?;
     let calls = chain["calls"].as_u64().unwrap_or(0) + 1;
@@ -60,6 +153,7 @@ pub fn tick(dir: &Path) -> Result<(), String> {
     for hash in due {
         deliver(&mut chain, &hash);
     }
+    provider_closes(dir, &mut chain);
     save(dir, &chain)
 }
 
@@ -100,6 +194,7 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
     let dseq = op["dseq"].as_u64().unwrap_or(0);
     let kind = op["kind"].as_str().unwrap_or("");
     let height = chain["height"].as_u64().unwrap_or(100);
+    let calls = chain["calls"].as_u64().unwrap_or(0);
     match kind {
         "deployment-create" => {
             if chain.pointer(&format!("/deployments/{dseq}")).is_some() {
@@ -121,7 +216,11 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
             if d["state"] != "active" {
                 return Err(("deployment", 5, "Deployment closed".into()));
             }
+            // The provider still expects the old version until it has
+            // processed this update's event (provider_expects).
+            d["previous_version"] = d["version"].clone();
             d["version"] = op["version"].clone();
+            d["updated_at_call"] = json!(calls);
             d["sdl"] = op["sdl"].clone();
             Ok(deployment_event("deployment-updated", op))
         }
@@ -151,6 +250,7 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
             let mut lease = op.clone();
             lease["state"] = json!("active");
             lease["created_at"] = json!(height);
+            lease["created_unix"] = json!(now_secs());
             chain["leases"]
                 .as_array_mut()
                 .ok_or(("market", 1, "corrupt state".to_string()))?
@@ -171,6 +271,8 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
                 })
                 .ok_or(("market", 9, "lease not active".to_string()))?;
             lease["state"] = json!("closed");
+            lease["closed_on"] = json!(height);
+            lease["reason"] = json!("lease_closed_reason_owner");
             Ok(vec![("action".into(), "lease-closed".into())])
         }
         "cert-publish" => {
@@ -519,7 +621,11 @@ pub fn deployment_get(dir: &Path, p: &Parsed) -> Result<(), String> {
         .filter(|d| d["owner"].as_str() == Some(owner.as_str()))
         .ok_or("rpc error: code = NotFound desc = deployment not found: key not found")?;
     let state = d["state"].as_str().unwrap_or("active");
-    let group_state = if state == "active" { "open" } else { "closed" };
+    let group_state = match (state, d["group_state"].as_str()) {
+        ("active", Some(g)) => g,
+        ("active", None) => "open",
+        _ => "closed",
+    };
     let groups: Vec<Value> = d["group_specs"]
         .as_array()
         .into_iter()
@@ -582,7 +688,7 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
         .filter(|l| p.last("provider").is_none_or(|pr| l["provider"] == pr))
         .filter(|l| want_state.is_none_or(|s| l["state"] == s))
         .map(|l| {
-            json!({
+            let mut entry = json!({
                 "lease": {
                     "lease_id": {
                         "owner": l["owner"], "dseq": l["dseq"].to_string(),
@@ -591,7 +697,7 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
                     "state": l["state"],
                     "price": {"denom": "uakt", "amount": "1000.000000000000000000"},
                     "created_at": l["created_at"].to_string(),
-                    "closed_on": "0",
+                    "closed_on": l["closed_on"].as_u64().unwrap_or(0).to_string(),
                 },
                 "escrow_payment": {
                     "account_id": {"scope": "deployment", "xid": format!("{}/{}", l["owner"].as_str().unwrap_or(""), l["dseq"])},
@@ -602,7 +708,16 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
                     "balance": {"denom": "uakt", "amount": "0.000000000000000000"},
                     "withdrawn": {"denom": "uakt", "amount": "0"},
                 },
-            })
+            });
+            // Why a lease closed is on chain from the market v1 types on
+            // (chain-sdk proto/node/akash/market/v1/lease.proto `reason`,
+            // types.proto `LeaseClosedReason`), which provider v0.10
+            // (pkg.akt.dev/go) uses; v0.6 and v0.8 (akash-api v1beta
+            // leases, MsgCloseBid without a reason) have no such field.
+            if super::minor_version() >= 10 && l["state"] != "active" {
+                entry["lease"]["reason"] = l["reason"].clone();
+            }
+            entry
         })
         .collect();
     print_json(&json!({"leases": leases, "pagination": pagination()}));
