@@ -374,9 +374,10 @@ fn akash_full_flow_update_send_manifest_lease_status() {
         s["services"]["api"]["uris"],
         serde_json::json!(["127.0.0.1:49153"])
     );
-    assert_eq!(s["services"]["api"]["available"], 1);
-    assert_eq!(s["services"]["api"]["total"], 1);
-    assert_eq!(s["services"]["api"]["ready_replicas"], 1);
+    // The template's `count: 2`: one container stands for both replicas.
+    assert_eq!(s["services"]["api"]["available"], 2);
+    assert_eq!(s["services"]["api"]["total"], 2);
+    assert_eq!(s["services"]["api"]["ready_replicas"], 2);
     assert_eq!(s["forwarded_ports"], serde_json::json!({}));
 
     // calls.env.log: one line per call, secrets redacted.

@@ -125,6 +125,8 @@ pub fn deployment_get(s: &Settings, owner: &str) -> Cmd {
     )
 }
 
+/// Every lease of the deployment from the provider, closed ones included:
+/// a closed lease is told apart from one never created.
 pub fn lease_list(s: &Settings, owner: &str) -> Cmd {
     query(
         s,
@@ -138,8 +140,6 @@ pub fn lease_list(s: &Settings, owner: &str) -> Cmd {
             &s.dseq,
             "--provider",
             &s.provider,
-            "--state",
-            "active",
         ],
     )
 }
