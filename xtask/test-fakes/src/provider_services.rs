@@ -76,7 +76,7 @@
 //! contains this), `FAKE_AKASH_LEASE_FAIL_IMAGE` (lease-status fails once the
 //! lease's manifest contains this), `FAKE_AKASH_DOCKER` (docker binary,
 //! default `docker`), `FAKE_AKASH_UPDATE_LAG_CALLS` (invocations after an
-//! update's block before the provider accepts its manifest, default 1),
+//! update's block before the provider accepts its manifest, default 2),
 //! `FAKE_AKASH_MANIFEST_TIMEOUT` (seconds a lease waits for its first
 //! manifest, default 300), `FAKE_AKASH_MONITOR_CLOSE_SECS` (seconds a
 //! workload may stay unavailable, default 164).

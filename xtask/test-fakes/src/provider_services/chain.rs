@@ -59,12 +59,13 @@ fn secs_env(name: &str, default: u64) -> u64 {
 
 /// The version the provider accepts a manifest for: the deployment's, once
 /// it has processed the update event `FAKE_AKASH_UPDATE_LAG_CALLS`
-/// (default 1) invocations after the block; the previous one before that
+/// invocations after the block (default 2: the first `send-manifest` after
+/// the poll that saw the block is refused); the previous one before that
 /// (akash-network/provider manifest/manager.go: `versions` grows on the
 /// update event, `validateRequest` compares with its last entry).
 pub fn provider_expects(chain: &Value, dseq: u64) -> Option<String> {
     let d = chain.pointer(&format!("/deployments/{dseq}"))?;
-    let lag = secs_env("FAKE_AKASH_UPDATE_LAG_CALLS", 1);
+    let lag = secs_env("FAKE_AKASH_UPDATE_LAG_CALLS", 2);
     let calls = chain["calls"].as_u64().unwrap_or(0);
     let learnt = d["updated_at_call"]
         .as_u64()

@@ -302,7 +302,7 @@ fn print_send_result(format: &str, provider: &str, refusal: Option<&Refusal>) {
 /// of an update from the chain's event stream, after the block: until then
 /// a manifest of the new version is refused, even with the transaction
 /// already in a block. The fake's provider learns
-/// `FAKE_AKASH_UPDATE_LAG_CALLS` (default 1) invocations after inclusion.
+/// `FAKE_AKASH_UPDATE_LAG_CALLS` (default 2) invocations after inclusion.
 pub fn send_manifest(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), String> {
     let (owner, provider, dseq) = lease_of(dir, p)?;
     let (text, sdl) = read_sdl(sdl_path)?;
