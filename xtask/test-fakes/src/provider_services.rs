@@ -54,10 +54,24 @@
 //!   watchdog and health monitor in seconds (provider_services/chain.rs).
 //! - The monitor sees availability when a manifest starts and at each
 //!   `lease-status`, not on its own timer.
-//! - Unconfirmed error texts and module codes (the fake's best guess):
-//!   deployment/market codes and their logs, "no such file" for a missing
-//!   PEM, "invalid broadcast mode", the text after `invalid manifest:` of a
-//!   forced refusal.
+//! - Unconfirmed error texts and codes (the fake's own, marked where used):
+//!   market code 8 for a lease on a closed deployment, "invalid broadcast
+//!   mode", "invalid lease state"/"invalid certificate state", the text
+//!   after `invalid manifest:` of a forced refusal.
+//! - Stricter than real (deliberate): `tx deployment update` compares the
+//!   whole groups JSON (the real CLI compares the group specs' resources,
+//!   placement and pricing: the same fields here); the `FAKE_AKASH_FAIL*`
+//!   knobs fail a step on demand.
+//! - Checked again against the sources (chain-sdk go/node/deployment/v1/
+//!   errors.go, go/node/market/v1/errors.go, go/cli/cert_tx.go,
+//!   go/util/tls/{utils.go, key_pair_manager.go}, go/cli/deployment_tx.go
+//!   for "groups are different than existing deployment" and the default
+//!   dseq = the latest block height; provider cmd/provider-services/main.go
+//!   and cmd/root.go for the AP and AKASH env prefixes): deployment codes
+//!   3/4/5, market 10 "lease not active", "certificate error: cannot
+//!   overwrite certificate", "certificate error: certificate has not been
+//!   committed to blockchain", "could not open certificate PEM file: open
+//!   PATH: no such file or directory".
 //!
 //! What the provider does by itself, as its sources say (each cited where
 //! it is played): `lease-status` for a lease it runs no manifest for is a

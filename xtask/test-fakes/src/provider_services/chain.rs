@@ -189,7 +189,12 @@ fn deployment_event(action: &str, op: &Value) -> Vec<(String, String)> {
 }
 
 /// Runs a message against the state (DeliverTx, or a simulation on a copy).
-/// Codes of the deployment and market modules are the fake's own numbering.
+/// Codes and texts: deployment 3 "Deployment exists", 4 "Deployment not
+/// found", 5 "Deployment closed" (chain-sdk go/node/deployment/v1/errors.go,
+/// registered from 1 in that order); market 10 "lease not active"
+/// (go/node/market/v1/errors.go). Market 8 "deployment not active" for a
+/// lease on a closed deployment is the fake's own (the real chain refuses
+/// earlier: a closed deployment has no open order to bid on).
 fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError> {
     let owner = op["owner"].as_str().unwrap_or("").to_string();
     let dseq = op["dseq"].as_u64().unwrap_or(0);
@@ -270,7 +275,7 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
                         && l["provider"] == provider
                         && l["state"] == "active"
                 })
-                .ok_or(("market", 9, "lease not active".to_string()))?;
+                .ok_or(("market", 10, "lease not active".to_string()))?;
             lease["state"] = json!("closed");
             lease["closed_on"] = json!(height);
             lease["reason"] = json!("lease_closed_reason_owner");

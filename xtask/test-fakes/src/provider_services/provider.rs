@@ -69,11 +69,10 @@ pub fn base64(bytes: &[u8]) -> String {
 pub fn cert_generate(dir: &Path, p: &Parsed) -> Result<(), String> {
     let owner = keyring::owner(dir, p)?;
     let path = cert_path(p, &owner);
+    // chain-sdk go/cli/cert_tx.go `errCannotOverwriteCertificate`, wrapping
+    // go/util/tls `ErrCertificate`.
     if path.exists() && !p.bool("overwrite") {
-        return Err(format!(
-            "certificate file {} already exists, use --overwrite to replace it",
-            path.display()
-        ));
+        return Err("certificate error: cannot overwrite certificate".into());
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
@@ -116,7 +115,8 @@ fn authenticate(dir: &Path, p: &Parsed, owner: &str) -> Result<(), String> {
             if published {
                 Ok(())
             } else {
-                Err("certificate has not been committed to blockchain".into())
+                // chain-sdk go/util/tls/utils.go (`%w` of `ErrCertificate`).
+                Err("certificate error: certificate has not been committed to blockchain".into())
             }
         }
         other => Err(format!(
