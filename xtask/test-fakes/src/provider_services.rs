@@ -58,10 +58,11 @@
 //!   market code 8 for a lease on a closed deployment, "invalid broadcast
 //!   mode", "invalid lease state"/"invalid certificate state", the text
 //!   after `invalid manifest:` of a forced refusal.
-//! - Stricter than real (deliberate): `tx deployment update` compares the
-//!   whole groups JSON (the real CLI compares the group specs' resources,
-//!   placement and pricing: the same fields here); the `FAKE_AKASH_FAIL*`
-//!   knobs fail a step on demand.
+//! - Stricter than real (deliberate): the `FAKE_AKASH_FAIL*` knobs fail a
+//!   step on demand. `tx deployment update` compares what the real CLI
+//!   compares before broadcasting (chain-sdk go/cli/deployment_tx.go: the
+//!   number of groups, then `GroupSpec.Equal`: name, requirements,
+//!   resources with count and price).
 //! - Checked again against the sources (chain-sdk go/node/deployment/v1/
 //!   errors.go, go/node/market/v1/errors.go, go/cli/cert_tx.go,
 //!   go/util/tls/{utils.go, key_pair_manager.go}, go/cli/deployment_tx.go
