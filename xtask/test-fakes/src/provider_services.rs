@@ -368,6 +368,10 @@ fn run(dir: &Path, args: &[String]) -> Result<(), String> {
             allow(p, &[COMMON, TX, &["dseq"]])?;
             chain::deployment_close(dir, p)
         }
+        ["tx", "deployment", "group", "start"] => {
+            allow(p, &[COMMON, TX, &["owner", "dseq", "gseq"]])?;
+            chain::group_start(dir, p)
+        }
         ["tx", "market", "lease", action @ ("create" | "close")] => {
             allow(p, &[COMMON, TX, &["dseq", "gseq", "oseq", "provider"]])?;
             chain::lease_tx(dir, p, &format!("lease-{action}"))

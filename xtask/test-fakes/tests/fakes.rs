@@ -1167,4 +1167,106 @@ fn akash_a_lease_without_a_manifest_is_closed_by_the_watchdog() {
         NET,
     );
     assert!(text(&o.stderr).contains("no active leases found  for dseq=14"));
+
+    // The way back: the paused group gets a new order (oseq 2), leased
+    // again. The CLI's --gseq/--oseq default to 1, so that lease is seen
+    // only when they are given (0: any).
+    let start = [
+        "tx",
+        "deployment",
+        "group",
+        "start",
+        "--dseq",
+        "14",
+        "--from",
+        "deployer",
+        "-y",
+    ];
+    let o = a.run(&start, NET);
+    assert!(
+        text(&o.stderr).contains("required flag(s) \"owner\" not set"),
+        "{}",
+        text(&o.stderr)
+    );
+    tx_json(&a.run(&[&start[..], &["--owner", &owner]].concat(), NET));
+    let again: Value = serde_json::from_slice(
+        &a.run(&[&start[..], &["--owner", &owner]].concat(), NET)
+            .stdout,
+    )
+    .expect("tx JSON");
+    assert_eq!(
+        (again["code"].as_u64(), again["codespace"].as_str()),
+        (Some(16), Some("deployment"))
+    );
+    tx_json(&a.run(
+        &[
+            "tx",
+            "market",
+            "lease",
+            "create",
+            "--dseq",
+            "14",
+            "--gseq",
+            "1",
+            "--oseq",
+            "2",
+            "--provider",
+            PROVIDER,
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        NET,
+    ));
+    assert_eq!(
+        list(NET)["leases"].as_array().map(Vec::len),
+        Some(1),
+        "oseq 1 only"
+    );
+    let o = a.run(
+        &[
+            "query", "market", "lease", "list", "--owner", &owner, "--dseq", "14", "--gseq", "0",
+            "--oseq", "0", "-o", "json",
+        ],
+        NET,
+    );
+    let all: Value = serde_json::from_slice(&o.stdout).expect("lease list JSON");
+    assert_eq!(all["leases"][1]["lease"]["state"], "active", "{all}");
+    let mut v10 = NET.to_vec();
+    v10.push(("FAKE_AKASH_VERSION", "v0.10.7"));
+    let send = [
+        "send-manifest",
+        &v1,
+        "--dseq",
+        "14",
+        "--provider",
+        PROVIDER,
+        "--from",
+        "deployer",
+    ];
+    let o = a.run(&send, &v10);
+    assert!(
+        text(&o.stderr).contains("no active leases found for dseq=14"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = a.run(&[&send[..], &["--gseq", "1", "--oseq", "2"]].concat(), &v10);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let status = [
+        "lease-status",
+        "--dseq",
+        "14",
+        "--provider",
+        PROVIDER,
+        "--from",
+        "deployer",
+    ];
+    assert_eq!(
+        text(&a.run(&status, &v10).stderr),
+        "Error: remote server returned 404\n"
+    );
+    assert_eq!(
+        code(&a.run(&[&status[..], &["--oseq", "2"]].concat(), &v10)),
+        0
+    );
 }

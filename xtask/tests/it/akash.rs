@@ -486,8 +486,12 @@ fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
     let refused = |label: &str, xtask: Xtask, words: &[&str]| {
         let (run, calls) = chain.during(|| xtask.run());
         let error = run.single_error().to_owned();
+        // `!word`: must not be said.
         for word in words {
-            assert!(error.contains(word), "{label}: `{word}` not in: {error}");
+            match word.strip_prefix('!') {
+                Some(absent) => assert!(!error.contains(absent), "{label}: `{absent}` in: {error}"),
+                None => assert!(error.contains(word), "{label}: `{word}` not in: {error}"),
+            }
         }
         assert!(
             transactions(&calls).is_empty(),
@@ -612,6 +616,8 @@ fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
         "--provider",
         PROVIDER,
     ]);
+    // Closed by its owner: the group stays open with a new order (node
+    // x/market/handler/server.go `CloseLease`), so no `group start`.
     refused(
         "lease closed",
         chain.deploy(sha),
@@ -619,8 +625,9 @@ fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
             "the lease of deployment 4242 from",
             PROVIDER,
             "was closed",
-            "`provider-services tx deployment group start --dseq 4242 --gseq 1 --from deployer`",
-            "tx market lease create",
+            "!group start",
+            "`provider-services query market bid list --owner akash1",
+            "`provider-services tx market lease create --dseq 4242 --gseq 1 --oseq 2",
         ],
     );
     chain.tx(&["tx", "deployment", "close", "--dseq", DSEQ]);
@@ -781,8 +788,11 @@ fn akash_nothing_deployed_comes_from_the_chain_and_a_closed_lease_names_the_way_
         "the lease of deployment 4242 from",
         "was closed at height",
         "no manifest arrived within its --manifest-timeout (5 min)",
-        "`provider-services tx deployment group start --dseq 4242 --gseq 1 --from deployer`",
-        "`provider-services tx market lease create --dseq 4242 --gseq 1 --oseq <oseq> --provider <provider> --from deployer`",
+        "`provider-services tx deployment group start --owner akash1",
+        " --dseq 4242 --gseq 1 --from deployer`",
+        "`provider-services query market bid list --owner akash1",
+        " --dseq 4242 --gseq 1 --oseq 2 --state open`",
+        "`provider-services tx market lease create --dseq 4242 --gseq 1 --oseq 2 --provider <provider> --from deployer`",
     ] {
         assert!(error.contains(words), "`{words}` not in: {error}");
     }
@@ -790,6 +800,30 @@ fn akash_nothing_deployed_comes_from_the_chain_and_a_closed_lease_names_the_way_
     let (run, calls) = chain.during(|| chain.deploy(&chain.a.sha).run());
     assert!(run.single_error().contains("was closed"), "{}", run.stderr);
     assert!(transactions(&calls).is_empty(), "{calls:?}");
+
+    // The way back, as printed: a new order for the paused group, a lease
+    // of order 2, then a deploy that names that order to the provider.
+    let printed: Vec<&str> = error.split('`').skip(1).step_by(2).collect();
+    let start = printed
+        .iter()
+        .find(|c| c.contains("group start"))
+        .expect("the group start command");
+    let create = printed
+        .iter()
+        .find(|c| c.contains("lease create"))
+        .expect("the lease create command")
+        .replace("<provider>", PROVIDER);
+    for command in [start.to_string(), create] {
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        chain.tx(&args);
+    }
+    let (run, calls) = chain.during(|| chain.deploy(&chain.a.sha).run());
+    run.expect_success();
+    let sent = &calls[position(&calls, &["send-manifest"])];
+    assert!(
+        has_pair(sent, "--gseq", "1") && has_pair(sent, "--oseq", "2"),
+        "{sent:?}"
+    );
 }
 
 /// `count: 1` means downtime on every update (the provider's maxSurge 0,

@@ -38,13 +38,20 @@ pub enum Lease {
     Active {
         /// Block height it was created at.
         created_at: String,
+        /// Its order: `(gseq, oseq)`.
+        order: (u64, u64),
     },
     Closed {
         gseq: u64,
+        oseq: u64,
         /// Block height it was closed at, when the chain says.
         closed_on: String,
         /// `lease_closed_reason_*` (market v1 leases only).
         reason: Option<String>,
+        /// Whether its group is paused (the provider closed the lease) and
+        /// needs `group start`; an owner's close leaves it open with a new
+        /// order (x/market/handler/server.go `CloseLease`). `None`: unknown.
+        group_paused: Option<bool>,
     },
     /// The chain lists no lease of this deployment from this provider.
     Missing,
@@ -62,6 +69,11 @@ impl Lease {
             .filter_map(|l| l.get("lease"))
             .filter(|l| l.pointer("/lease_id/provider").and_then(Value::as_str) == Some(provider))
             .collect();
+        let number = |l: &Value, p: &str| {
+            l.pointer(p)
+                .and_then(|g| g.as_u64().or_else(|| g.as_str()?.parse().ok()))
+                .unwrap_or(1)
+        };
         let text = |l: &Value, p: &str| {
             l.pointer(p)
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
@@ -73,21 +85,21 @@ impl Lease {
         {
             return Lease::Active {
                 created_at: text(l, "/created_at"),
+                order: (number(l, "/lease_id/gseq"), number(l, "/lease_id/oseq")),
             };
         }
         match leases.last() {
             None => Lease::Missing,
             Some(l) => Lease::Closed {
-                gseq: l
-                    .pointer("/lease_id/gseq")
-                    .and_then(|g| g.as_u64().or_else(|| g.as_str()?.parse().ok()))
-                    .unwrap_or(1),
+                gseq: number(l, "/lease_id/gseq"),
+                oseq: number(l, "/lease_id/oseq"),
                 closed_on: text(l, "/closed_on"),
                 reason: l
                     .get("reason")
                     .and_then(Value::as_str)
                     .filter(|r| !r.is_empty())
                     .map(str::to_owned),
+                group_paused: None,
             },
         }
     }
@@ -102,7 +114,32 @@ pub fn query(s: &Settings, owner: &str) -> anyhow::Result<Lease> {
     }
     let list: Value = serde_json::from_str(out.stdout.trim())
         .with_context(|| format!("the lease check: `{cmd}` printed no JSON"))?;
-    Ok(Lease::from_list(&list, &s.provider))
+    let mut found = Lease::from_list(&list, &s.provider);
+    if let Lease::Closed {
+        gseq, group_paused, ..
+    } = &mut found
+    {
+        *group_paused = group_state(s, owner, *gseq).map(|state| state == "paused");
+    }
+    Ok(found)
+}
+
+/// The state of group `gseq` of the deployment (`open`, `paused`, …), when
+/// `query deployment get` answers.
+fn group_state(s: &Settings, owner: &str, gseq: u64) -> Option<String> {
+    let out = cli::deployment_get(s, owner).output().ok()?;
+    let d: Value = serde_json::from_str(out.stdout.trim()).ok()?;
+    d.get("groups")?
+        .as_array()?
+        .iter()
+        .find(|g| {
+            g.pointer("/group_id/gseq")
+                .and_then(|n| n.as_u64().or_else(|| n.as_str()?.parse().ok()))
+                == Some(gseq)
+        })?
+        .get("state")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Why the provider closed it, in words.
@@ -125,11 +162,13 @@ fn reason_words(reason: Option<&str>) -> &'static str {
 
 /// The one line for a lease that is gone, with the commands that get a new one.
 pub fn gone(s: &Settings, owner: &str, lease: &Lease) -> String {
-    let (what, gseq) = match lease {
+    let (what, gseq, oseq) = match lease {
         Lease::Closed {
             gseq,
+            oseq,
             closed_on,
             reason,
+            ..
         } => {
             let at = if closed_on.is_empty() || closed_on == "0" {
                 String::new()
@@ -139,26 +178,39 @@ pub fn gone(s: &Settings, owner: &str, lease: &Lease) -> String {
             (
                 format!("was closed{at} ({})", reason_words(reason.as_deref())),
                 *gseq,
+                // `group start` opens the group's next order.
+                oseq + 1,
             )
         }
         _ => (
             "does not exist (never created, or from another provider: check AKASH_PROVIDER)"
                 .to_owned(),
             1,
+            1,
         ),
     };
-    // A closed lease paused its group: it needs a new order first.
-    let reopen = if matches!(lease, Lease::Closed { .. }) {
-        format!(
-            "`provider-services tx deployment group start --dseq {dseq} --gseq {gseq} --from {from}` (a new order for the same group), then ",
-            dseq = s.dseq,
-            from = s.from
-        )
-    } else {
-        String::new()
+    // A closed lease paused its group: it needs a new order first
+    // (`--owner` is required: chain-sdk go/cli/flags/deployment.go
+    // `MarkReqDeploymentIDFlags`).
+    let start = format!(
+        "`provider-services tx deployment group start --owner {owner} --dseq {dseq} --gseq {gseq} --from {from}`",
+        dseq = s.dseq,
+        from = s.from
+    );
+    let reopen = match lease {
+        Lease::Closed {
+            group_paused: Some(true),
+            ..
+        } => format!("{start} (its group is paused: this opens a new order), then "),
+        Lease::Closed {
+            group_paused: None, ..
+        } => format!(
+            "if `query deployment get` shows its group paused, {start} (a new order), then "
+        ),
+        _ => String::new(),
     };
     format!(
-        "the lease of deployment {dseq} from {provider} {what}, so nothing runs there; get a new one: {reopen}pick a bid from `provider-services query market bid list --owner {owner} --dseq {dseq} --state open` and accept it with `provider-services tx market lease create --dseq {dseq} --gseq {gseq} --oseq <oseq> --provider <provider> --from {from}`; set AKASH_PROVIDER to that provider and deploy again within {MANIFEST_TIMEOUT_MIN} min (a lease with no manifest is closed after that)",
+        "the lease of deployment {dseq} from {provider} {what}, so nothing runs there; get a new one: {reopen}pick a bid from `provider-services query market bid list --owner {owner} --dseq {dseq} --gseq {gseq} --oseq {oseq} --state open` and accept it with `provider-services tx market lease create --dseq {dseq} --gseq {gseq} --oseq {oseq} --provider <provider> --from {from}`; set AKASH_PROVIDER to that provider and deploy again within {MANIFEST_TIMEOUT_MIN} min (a lease with no manifest is closed after that)",
         dseq = s.dseq,
         provider = s.provider,
         from = s.from,
@@ -201,8 +253,10 @@ mod tests {
             Lease::from_list(&list, P),
             Lease::Closed {
                 gseq: 1,
+                oseq: 1,
                 closed_on: "140".into(),
-                reason: Some("lease_closed_reason_unstable".into())
+                reason: Some("lease_closed_reason_unstable".into()),
+                group_paused: None,
             }
         );
         let list =
@@ -210,7 +264,8 @@ mod tests {
         assert_eq!(
             Lease::from_list(&list, P),
             Lease::Active {
-                created_at: "101".into()
+                created_at: "101".into(),
+                order: (1, 1)
             }
         );
         assert_eq!(Lease::from_list(&json!({"leases": []}), P), Lease::Missing);

@@ -249,26 +249,35 @@ impl Akash {
         Ok(self.lease.get_or_init(|| found))
     }
 
+    /// The active lease's order, else the error that says how to get a
+    /// new lease.
+    fn order(&self) -> anyhow::Result<cli::Order> {
+        let session = self.session()?;
+        match self.lease()? {
+            lease::Lease::Active { order, .. } => Ok(*order),
+            gone => bail!("{}", lease::gone(&session.settings, &session.owner, gone)),
+        }
+    }
+
     /// The URL of service `api` as the provider reports it; `None` when it
-    /// runs nothing for the lease. A `lease-status` 404 means "no manifest"
-    /// only for a lease the chain lists as active; for a closed or missing
-    /// lease it is an error saying how to get a new lease. Any other
-    /// failure is an error (the target could not be asked), never "nothing
-    /// runs".
+    /// runs nothing for the lease. The lease comes from the chain first: a
+    /// closed or missing one is an error saying how to get a new lease.
+    /// For the active one, the provider's bare 404 means it has no manifest
+    /// (the watchdog is then said). Any other failure is an error (the
+    /// target could not be asked), never "nothing runs".
     fn service_url(&self) -> anyhow::Result<Option<String>> {
         let session = self.session()?;
         let s = &session.settings;
-        let cmd = cli::lease_status(s, session.auth_flag());
+        let order = self.order()?;
+        let cmd = cli::lease_status(s, order, session.auth_flag());
         let out = cmd.output()?;
-        if !out.status.success() && out.stderr.contains(NOT_FOUND) {
-            return match self.lease()? {
-                lease::Lease::Active { created_at } => {
-                    self.no_manifest_yet.set(true);
-                    eprintln!("{}", lease::watchdog_note(s, created_at));
-                    Ok(None)
-                }
-                gone => bail!("{}", lease::gone(s, &session.owner, gone)),
-            };
+        if !out.status.success()
+            && out.stderr.contains(NOT_FOUND)
+            && let lease::Lease::Active { created_at, .. } = self.lease()?
+        {
+            self.no_manifest_yet.set(true);
+            eprintln!("{}", lease::watchdog_note(s, created_at));
+            return Ok(None);
         }
         if !out.status.success() {
             bail!(
@@ -356,6 +365,7 @@ impl Target for Akash {
     fn plan(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>> {
         let session = self.session()?;
         let s = &session.settings;
+        let order = self.order()?;
         Ok(vec![
             format!(
                 "{}    # the one transaction",
@@ -368,29 +378,30 @@ impl Target for Akash {
             ),
             format!(
                 "{}    {}",
-                cli::send_manifest(s, config, session.auth_flag()),
+                cli::send_manifest(s, config, order, session.auth_flag()),
                 manifest::plan_note()
             ),
-            cli::lease_status(s, session.auth_flag()).to_string(),
+            cli::lease_status(s, order, session.auth_flag()).to_string(),
         ])
     }
 
     fn apply(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Applied> {
         let session = self.session()?;
         let s = &session.settings;
+        let order = self.order()?;
         let first = self.no_manifest_yet.get();
         let watchdog = |e: anyhow::Error| {
             // A first release that stops here leaves a lease without a
             // manifest, which the provider closes (manifest/watchdog.go).
             match (first, self.lease.get()) {
-                (true, Some(lease::Lease::Active { created_at })) => {
+                (true, Some(lease::Lease::Active { created_at, .. })) => {
                     e.context(lease::watchdog_note(s, created_at))
                 }
                 _ => e,
             }
         };
         tx::update_and_wait(s, config).map_err(watchdog)?;
-        let send = cli::send_manifest(s, config, session.auth_flag());
+        let send = cli::send_manifest(s, config, order, session.auth_flag());
         manifest::send_with_retry(
             || manifest::attempt(&send),
             std::thread::sleep,

@@ -178,7 +178,7 @@ fn deployment(
 fn active_lease(s: &Settings, owner: &str) -> anyhow::Result<lease::Lease> {
     let found = lease::query(s, owner)?;
     match &found {
-        lease::Lease::Active { created_at } => {
+        lease::Lease::Active { created_at, .. } => {
             eprintln!(
                 "lease from {} is active (created at height {created_at})",
                 s.provider

@@ -247,6 +247,23 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
             }
             Ok(vec![("action".into(), "deployment-closed".into())])
         }
+        "group-start" => {
+            let d = deployment_mut(chain, &owner, dseq).ok_or((
+                "deployment",
+                4,
+                "Deployment not found".to_string(),
+            ))?;
+            // ValidateStartable (chain-sdk go/node/deployment/v1beta3/types.go):
+            // only a paused group starts; 15 "Group already closed", 16 "Group open".
+            match (d["state"].as_str(), d["group_state"].as_str()) {
+                (Some("active"), Some("paused")) => {
+                    d["group_state"] = json!("open");
+                    Ok(vec![("action".into(), "group-started".into())])
+                }
+                (Some("active"), _) => Err(("deployment", 16, "Group open".into())),
+                _ => Err(("deployment", 15, "Group already closed".into())),
+            }
+        }
         "lease-create" => {
             let active =
                 deployment_mut(chain, &owner, dseq).is_some_and(|d| d["state"] == "active");
@@ -558,6 +575,38 @@ pub fn deployment_close(dir: &Path, p: &Parsed) -> Result<(), String> {
     )
 }
 
+/// `tx deployment group start --owner --dseq [--gseq]`: a paused group gets
+/// a new order (akash-network/node x/deployment/handler/server.go
+/// `StartGroup`). `--owner` and `--dseq` are required (chain-sdk
+/// go/cli/flags/deployment.go `MarkReqDeploymentIDFlags`, cobra's
+/// "required flag(s) … not set"); an owner other than the signer is the
+/// fake's own refusal (the real chain rejects the signature).
+pub fn group_start(dir: &Path, p: &Parsed) -> Result<(), String> {
+    let signer = keyring::owner(dir, p)?;
+    let missing: Vec<&str> = ["dseq", "owner"]
+        .into_iter()
+        .filter(|f| p.last(f).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let quoted: Vec<String> = missing.iter().map(|f| format!("\"{f}\"")).collect();
+        return Err(format!("required flag(s) {} not set", quoted.join(", ")));
+    }
+    let owner = p.last("owner").unwrap_or_default().to_string();
+    keys::check_address(&owner)?;
+    if owner != signer {
+        return Err(format!(
+            "fake provider-services: --owner {owner} is not the signer {signer}"
+        ));
+    }
+    let dseq = dseq_of(p)?.unwrap_or(0);
+    broadcast(
+        dir,
+        p,
+        &owner,
+        json!({"kind": "group-start", "owner": owner, "dseq": dseq}),
+    )
+}
+
 fn lease_op(dir: &Path, p: &Parsed, kind: &str) -> Result<(String, Value), String> {
     let owner = keyring::owner(dir, p)?;
     let provider = flag(p, "provider").unwrap_or_default();
@@ -678,6 +727,7 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
         keys::check_address(pr)?;
     }
     let dseq = dseq_of(p)?;
+    let (gseq, oseq) = order_flags(p)?;
     let want_state = p.last("state");
     if let Some(s) = want_state
         && !["active", "insufficient_funds", "closed"].contains(&s)
@@ -692,6 +742,8 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
         .filter(|l| owner.as_deref().is_none_or(|o| l["owner"] == o))
         .filter(|l| dseq.is_none_or(|d| l["dseq"] == d))
         .filter(|l| p.last("provider").is_none_or(|pr| l["provider"] == pr))
+        .filter(|l| gseq.is_none_or(|g| g == 0 || l["gseq"].as_u64() == Some(g)))
+        .filter(|l| oseq.is_none_or(|o| o == 0 || l["oseq"].as_u64() == Some(o)))
         .filter(|l| want_state.is_none_or(|s| l["state"] == s))
         .map(|l| {
             let mut entry = json!({
@@ -775,12 +827,41 @@ pub fn cert_list(dir: &Path, p: &Parsed) -> Result<(), String> {
     Ok(())
 }
 
-/// An active lease of `owner`'s deployment `dseq` from `provider`.
-pub fn active_lease(chain: &Value, owner: &str, dseq: u64, provider: &str) -> bool {
+/// An active lease of `owner`'s deployment `dseq` from `provider`, of the
+/// order `gseq`/`oseq` when given (0 or `None`: any).
+pub fn active_lease(
+    chain: &Value,
+    owner: &str,
+    dseq: u64,
+    provider: &str,
+    order: (Option<u64>, Option<u64>),
+) -> bool {
+    let fits = |l: &Value, key: &str, want: Option<u64>| {
+        want.is_none_or(|w| w == 0 || l[key].as_u64() == Some(w))
+    };
     chain["leases"].as_array().into_iter().flatten().any(|l| {
         l["owner"] == owner
             && l["dseq"] == dseq
             && l["provider"] == provider
             && l["state"] == "active"
+            && fits(l, "gseq", order.0)
+            && fits(l, "oseq", order.1)
     })
+}
+
+/// `--gseq`/`--oseq` as the real CLI reads them: the flags default to 1
+/// (chain-sdk go/cli/flags/market.go `AddLeaseFilterFlags`,
+/// `AddOrderIDFlags`), and the query skips a 0 (go/node/market/v1/filters.go
+/// `LeaseFilters.Accept`), so a lease of a later order (oseq 2 after the
+/// group was started again) is invisible unless they are given.
+pub fn order_flags(p: &Parsed) -> Result<(Option<u64>, Option<u64>), String> {
+    let read = |name: &str| -> Result<u64, String> {
+        match flag(p, name) {
+            None => Ok(1),
+            Some(v) => v.parse().map_err(|_| {
+                format!("invalid argument \"{v}\" for \"--{name}\" flag: strconv.ParseUint: parsing \"{v}\": invalid syntax")
+            }),
+        }
+    };
+    Ok((Some(read("gseq")?), Some(read("oseq")?)))
 }

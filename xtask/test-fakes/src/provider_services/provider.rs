@@ -308,7 +308,17 @@ pub fn send_manifest(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), Strin
     let (text, sdl) = read_sdl(sdl_path)?;
     let format = p.last("output").unwrap_or("text").to_string();
     let mut chain = chain::load(dir)?;
-    if !chain::active_lease(&chain, &owner, dseq, &provider) {
+    // v0.6.10 filters by --gseq/--oseq only when given (helpers.go
+    // `leasesForDeployment`, `flags.Changed`); v0.10.7 always, 1 by default.
+    let order = if family() == Family::V06 {
+        (
+            super::flag(p, "gseq").and_then(|g| g.parse().ok()),
+            super::flag(p, "oseq").and_then(|o| o.parse().ok()),
+        )
+    } else {
+        chain::order_flags(p)?
+    };
+    if !chain::active_lease(&chain, &owner, dseq, &provider, order) {
         let gap = if family() == Family::V06 { "  " } else { " " };
         return Err(format!("no active leases found{gap}for dseq={dseq}"));
     }
@@ -381,7 +391,10 @@ pub fn lease_status(dir: &Path, p: &Parsed) -> Result<(), String> {
         return Err("fake provider-services: forced failure (FAKE_AKASH_FAIL=lease-status)".into());
     }
     let mut chain = chain::load(dir)?;
-    if !chain::active_lease(&chain, &owner, dseq, &provider) {
+    // The lease asked about is (dseq, --gseq, --oseq, provider), 1 by
+    // default (leaseStatus.go `BidIDFromFlags`): another order's lease is
+    // the provider's 404.
+    if !chain::active_lease(&chain, &owner, dseq, &provider, chain::order_flags(p)?) {
         return Err(NOT_FOUND.into());
     }
     let manifest = chain
