@@ -80,7 +80,10 @@
 //! the update event is refused with "manifest version validation failed"
 //! (provider.rs `send_manifest`); a lease without a manifest is closed after
 //! `--manifest-timeout`, an unavailable workload after 41 failed checks
-//! (chain.rs `provider_closes`).
+//! (chain.rs `provider_closes`). The lease's order counts as in the real CLI:
+//! `--gseq`/`--oseq` default to 1, 0 matches any (chain.rs `order_flags`);
+//! `tx deployment group start --owner --dseq` starts a paused group again
+//! (chain.rs `group_start`).
 //!
 //! Environment: `FAKE_AKASH_STATE` (required state dir), `FAKE_AKASH_VERSION`,
 //! `FAKE_AKASH_MIN_GAS_PRICE` (node minimum, default 0.025uakt),
