@@ -5,7 +5,7 @@
 //!
 //! - **deployment frequency**: verified deploys (`deploy`, `complete`) per
 //!   day over the days the window observed (from its start, or the first
-//!   record if later, to its newest record).
+//!   record if later, to its newest record); at least a day of records.
 //! - **lead time for changes**: commit time (git's committer time) of a
 //!   deployed SHA → the time its first verified deploy in this environment
 //!   was recorded; the median.
@@ -253,7 +253,9 @@ fn round(x: f64, places: i32) -> f64 {
 }
 
 fn frequency(deploys: usize, days: f64, records: usize) -> Frequency {
-    let (value, per_week, note) = if days > 0.0 {
+    // Under a day of records, a rate per day would be an extrapolation
+    // (two deploys a minute apart are not 2880 a day).
+    let (value, per_week, note) = if days >= 1.0 {
         let per_day = deploys as f64 / days;
         (Some(round(per_day, 3)), Some(round(per_day * 7.0, 3)), None)
     } else {
@@ -261,7 +263,8 @@ fn frequency(deploys: usize, days: f64, records: usize) -> Frequency {
             None,
             None,
             Some(format!(
-                "{NOT_ENOUGH}: {records} record(s) in the window, spanning no time"
+                "{NOT_ENOUGH}: {records} record(s) in the window, spanning {} (less than a day)",
+                render::duration(days * 86_400.0)
             )),
         )
     };

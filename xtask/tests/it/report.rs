@@ -343,6 +343,10 @@ fn one_release_has_a_lead_time_and_a_failure_rate_but_no_frequency_or_restore() 
         r["deployment_frequency"]["value"].is_null(),
         "one instant is no span: {r}"
     );
+    let note = r["deployment_frequency"]["note"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(note.contains("spanning 0s (less than a day)"), "{note}");
     assert_eq!(r["deployment_frequency"]["deploys"], 1);
     assert_eq!(f(&r["lead_time"]["value"]), 500.0);
     assert_eq!(r["lead_time"]["changes"], 1);
