@@ -168,9 +168,17 @@ fn usage_error(err: clap::Error) -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let project = Project::locate()?;
     let sinks = metrics::Sinks::new(cli.metrics_dir);
+    let released = match &cli.task {
+        Task::Deploy(args) => Some(args.common.env),
+        Task::Rollback(args) => Some(args.common.env),
+        _ => None,
+    };
     let result = dispatch(cli.task, &project);
     // After every task, whatever its outcome: a failed deploy counts too.
     metrics::publish(&project, &sinks);
+    if let Some(env) = released {
+        tasks::report::step_summary(&project, env);
+    }
     result
 }
 

@@ -31,35 +31,59 @@ pub struct Args {
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
-    let read = Ledger::open(project, args.env).read()?;
-    for s in &read.skipped {
-        eprintln!("warning: skipped an unreadable ledger line (torn write?) at {s}");
-    }
-    let commit_times = commit_times(project, &read.releases);
-    let policy = project.release_config()?.environment(args.env).policy;
-    let report = dora::compute(dora::Input {
-        env: args.env,
-        releases: &read.releases,
-        unreadable_lines: read.skipped.len(),
-        commit_times: &commit_times,
-        since: args.since,
-        signing: signing(args.env, &read.releases, args.since, policy),
-    });
+    let report = compute(project, args.env, args.since)?;
     if args.json {
         return output::print_line(&report);
     }
     if args.markdown {
         let text = dora::render::markdown(&report);
-        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
-            writeln!(file, "{text}")?;
-        }
+        append_to_step_summary(&text)?;
         return output::print_text(text.trim_end());
     }
     output::print_text(dora::render::text(&report))
+}
+
+/// After a deploy or a rollback in a GitHub job (`GITHUB_STEP_SUMMARY`
+/// set): the environment's report of the last 30 days in the job summary,
+/// below the release. The workflows stay one xtask call per job; a report
+/// that cannot be made is a warning, never a failed release.
+pub fn step_summary(project: &Project, env: Environment) {
+    if std::env::var_os("GITHUB_STEP_SUMMARY").is_none() {
+        return;
+    }
+    let written = compute(project, env, Since::default())
+        .and_then(|r| append_to_step_summary(&dora::render::markdown(&r)));
+    if let Err(e) = written {
+        eprintln!("warning: no report in the job summary: {e:#}");
+    }
+}
+
+fn append_to_step_summary(text: &str) -> anyhow::Result<()> {
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(file, "{text}")?;
+    }
+    Ok(())
+}
+
+fn compute(project: &Project, env: Environment, since: Since) -> anyhow::Result<dora::Report> {
+    let read = Ledger::open(project, env).read()?;
+    for s in &read.skipped {
+        eprintln!("warning: skipped an unreadable ledger line (torn write?) at {s}");
+    }
+    let commit_times = commit_times(project, &read.releases);
+    let policy = project.release_config()?.environment(env).policy;
+    Ok(dora::compute(dora::Input {
+        env,
+        releases: &read.releases,
+        unreadable_lines: read.skipped.len(),
+        commit_times: &commit_times,
+        since,
+        signing: signing(env, &read.releases, since, policy),
+    }))
 }
 
 /// signing-report's figures over the verified releases of the window.

@@ -426,11 +426,23 @@ fn real_deploys_and_rollbacks_feed_the_counters_and_the_report() {
     xtask(&["deploy", &b, "--env", "staging"])
         .run()
         .expect_success();
-    let failed = xtask(&["deploy", &c, "--env", "staging", "--verify-timeout", "3"]).run();
+    // In a GitHub job the failed deploy still writes the report to the
+    // job summary.
+    let summary = state.join("step-summary.md");
+    let failed = xtask(&["deploy", &c, "--env", "staging", "--verify-timeout", "3"])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .run();
     assert!(
         failed.single_error().contains("rolled back automatically"),
         "{}",
         failed.stderr
+    );
+    let written = std::fs::read_to_string(&summary).expect("a job summary");
+    assert!(
+        written.starts_with("### Delivery of staging")
+            && written.contains("| change failure rate | 33.3% |")
+            && written.contains("```mermaid"),
+        "1 failed (d3) of 3 deploys, d2 not yet rolled back: {written}"
     );
     // By hand, back to the release before B: A.
     xtask(&["rollback", "--env", "staging"])

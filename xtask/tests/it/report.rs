@@ -265,8 +265,21 @@ fn a_synthetic_ledger_gives_the_four_keys_as_computed_by_hand() {
         "{}",
         text.stderr
     );
-    let md = s.report(&["--markdown"]);
+    let summary = s.state.join("step-summary.md");
+    let md = s
+        .project
+        .xtask_cmd(&["report", "--env", "staging", "--markdown"])
+        .env("XTASK_STATE_DIR", s.state.path())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .run();
     md.expect_success();
+    assert_eq!(
+        std::fs::read_to_string(&summary)
+            .expect("the job summary")
+            .trim_end(),
+        md.stdout.trim_end(),
+        "the job summary gets what is printed"
+    );
     assert!(
         md.stdout.contains("| change failure rate | 50.0% |"),
         "{}",
