@@ -33,7 +33,6 @@ use crate::ledger::{Reason, RecordKind, Release, Status};
 use crate::model::environment::Environment;
 use crate::model::sha::GitSha;
 use crate::support::output;
-use crate::tasks::signing_report;
 pub use since::Since;
 
 pub const NOT_ENOUGH: &str = "not enough data";
@@ -46,7 +45,6 @@ pub struct Input<'a> {
     /// Committer time (unix seconds) of each SHA git knows.
     pub commit_times: &'a HashMap<GitSha, i64>,
     pub since: Since,
-    pub signing: signing_report::Report,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -59,9 +57,6 @@ pub struct Report {
     pub lead_time: LeadTime,
     pub change_failure_rate: FailureRate,
     pub time_to_restore: Restore,
-    /// Signing coverage, as `cargo xtask signing-report` computes it, over
-    /// the verified releases of the window (its last 30).
-    pub signing: signing_report::Report,
     /// One line per release in the window, for the chart.
     #[serde(skip)]
     pub timeline: Vec<Point>,
@@ -242,7 +237,6 @@ pub fn compute(input: Input) -> Report {
         lead_time,
         change_failure_rate: failure_rate,
         time_to_restore: restore,
-        signing: input.signing,
         timeline,
     }
 }

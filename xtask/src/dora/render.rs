@@ -113,30 +113,23 @@ fn ledger_line(r: &Report) -> String {
     )
 }
 
-fn signing_line(r: &Report) -> String {
-    let s = &r.signing;
-    format!(
-        "signature {}/{} verified ({:.1}%), sbom {}, provenance {} (last {} verified releases)",
-        s.verified,
-        s.releases,
-        s.share * 100.0,
-        s.sbom.verified,
-        s.provenance.verified,
-        s.releases
-    )
-}
+/// Rows the caller adds below the four keys (label, text): the signing
+/// coverage, which `report` computes with signing-report's function.
+pub type Extra = [(&'static str, String)];
 
-pub fn text(r: &Report) -> String {
+pub fn text(r: &Report, extra: &Extra) -> String {
     let mut out = window_line(r);
     for (label, figure, counts) in lines(r) {
         let _ = write!(out, "\n  {label:<22} {figure}: {counts}");
     }
-    let _ = write!(out, "\n  {:<22} {}", "signing", signing_line(r));
+    for (label, text) in extra {
+        let _ = write!(out, "\n  {label:<22} {text}");
+    }
     let _ = write!(out, "\n  {:<22} {}", "ledger", ledger_line(r));
     out
 }
 
-pub fn markdown(r: &Report) -> String {
+pub fn markdown(r: &Report, extra: &Extra) -> String {
     let mut out = format!(
         "### Delivery of {}\n\n{}\n\n",
         r.environment,
@@ -146,7 +139,9 @@ pub fn markdown(r: &Report) -> String {
     for (label, figure, counts) in lines(r) {
         let _ = writeln!(out, "| {label} | {figure} | {counts} |");
     }
-    let _ = writeln!(out, "| signing | {} | |", signing_line(r));
+    for (label, text) in extra {
+        let _ = writeln!(out, "| {label} | {text} | |");
+    }
     let _ = writeln!(out, "\n{}\n", ledger_line(r));
     if let Some(chart) = chart(r) {
         out.push_str(&chart);

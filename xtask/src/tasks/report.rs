@@ -30,17 +30,46 @@ pub struct Args {
     pub markdown: bool,
 }
 
+/// The record `--json` prints: the four keys, then the signing coverage.
+#[derive(serde::Serialize)]
+struct Record {
+    #[serde(flatten)]
+    report: dora::Report,
+    /// signing-report's figures over the window's verified releases.
+    signing: signing_report::Report,
+}
+
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
-    let report = compute(project, args.env, args.since)?;
+    let record = compute(project, args.env, args.since)?;
     if args.json {
-        return output::print_line(&report);
+        return output::print_line(&record);
     }
     if args.markdown {
-        let text = dora::render::markdown(&report);
+        let text = markdown(&record);
         append_to_step_summary(&text)?;
         return output::print_text(text.trim_end());
     }
-    output::print_text(dora::render::text(&report))
+    output::print_text(dora::render::text(&record.report, &extra(&record)))
+}
+
+fn markdown(record: &Record) -> String {
+    dora::render::markdown(&record.report, &extra(record))
+}
+
+fn extra(record: &Record) -> Vec<(&'static str, String)> {
+    let s = &record.signing;
+    vec![(
+        "signing",
+        format!(
+            "signature {}/{} verified ({:.1}%), sbom {}, provenance {} (the window's last {} verified releases)",
+            s.verified,
+            s.releases,
+            s.share * 100.0,
+            s.sbom.verified,
+            s.provenance.verified,
+            s.releases
+        ),
+    )]
 }
 
 /// After a deploy or a rollback in a GitHub job (`GITHUB_STEP_SUMMARY`
@@ -51,8 +80,8 @@ pub fn step_summary(project: &Project, env: Environment) {
     if std::env::var_os("GITHUB_STEP_SUMMARY").is_none() {
         return;
     }
-    let written = compute(project, env, Since::default())
-        .and_then(|r| append_to_step_summary(&dora::render::markdown(&r)));
+    let written =
+        compute(project, env, Since::default()).and_then(|r| append_to_step_summary(&markdown(&r)));
     if let Err(e) = written {
         eprintln!("warning: no report in the job summary: {e:#}");
     }
@@ -69,21 +98,23 @@ fn append_to_step_summary(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn compute(project: &Project, env: Environment, since: Since) -> anyhow::Result<dora::Report> {
+fn compute(project: &Project, env: Environment, since: Since) -> anyhow::Result<Record> {
     let read = Ledger::open(project, env).read()?;
     for s in &read.skipped {
         eprintln!("warning: skipped an unreadable ledger line (torn write?) at {s}");
     }
     let commit_times = commit_times(project, &read.releases);
     let policy = project.release_config()?.environment(env).policy;
-    Ok(dora::compute(dora::Input {
-        env,
-        releases: &read.releases,
-        unreadable_lines: read.skipped.len(),
-        commit_times: &commit_times,
-        since,
+    Ok(Record {
+        report: dora::compute(dora::Input {
+            env,
+            releases: &read.releases,
+            unreadable_lines: read.skipped.len(),
+            commit_times: &commit_times,
+            since,
+        }),
         signing: signing(env, &read.releases, since, policy),
-    }))
+    })
 }
 
 /// signing-report's figures over the verified releases of the window.
