@@ -604,3 +604,58 @@ fn real_deploys_and_rollbacks_feed_the_counters_and_the_report() {
         md.stdout
     );
 }
+
+/// `ci-build` adds its build to the build log, and `image_build_total`
+/// counts it (the shared tiny build: other tests may build it again while
+/// this one runs, so the count is bounded by the log before and after).
+#[test]
+fn a_real_ci_build_is_logged_and_counted() {
+    let build = crate::support::world::tiny_build();
+    let state = build
+        .project
+        .metadata_path()
+        .parent()
+        .expect("the state dir")
+        .to_path_buf();
+    let log = state.join("metrics/builds.jsonl");
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .expect("the build log")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a build line"))
+            .collect()
+    };
+    let before = lines();
+    let first = &before[0];
+    assert_eq!(first["image_sha"], build.sha(), "{first}");
+    assert_eq!(first["repository_type"], "canonical", "built on main");
+    assert_eq!(first["pushed"], true);
+    assert_eq!(
+        first["build_duration_sec"],
+        build.record["build_duration_sec"]
+    );
+    assert_eq!(first["built_at"], build.record["built_at"]);
+
+    let dir = TempDir::new("build-textfile");
+    build
+        .project
+        .xtask_cmd(&["history", "--env", "staging"])
+        .env("XTASK_METRICS_DIR", dir.path())
+        .run()
+        .expect_success();
+    let after = lines();
+    let text = std::fs::read_to_string(dir.join("xtask.prom")).expect("xtask.prom");
+    let canonical = [("repository_type", "canonical")];
+    let counted = sample(&text, "image_build_total", &canonical).expect("a count");
+    assert!(
+        (before.len() as f64..=after.len() as f64).contains(&counted),
+        "{counted} builds counted, the log had {} then {}",
+        before.len(),
+        after.len()
+    );
+    assert_eq!(
+        sample(&text, "image_build_duration_seconds_count", &canonical),
+        Some(counted)
+    );
+    promtool_check(&text);
+}
