@@ -447,3 +447,78 @@ fn a_bad_period_is_one_line_and_exit_2() {
         );
     }
 }
+
+/// Forty days between two deploys: the window is what was asked for, the
+/// frequency is over the days observed, and the chart counts per week.
+#[test]
+fn a_long_gap_is_counted_in_days_and_charted_per_week() {
+    let s = Scene::new();
+    let [a, b] = [s.shas[0].as_str(), s.shas[1].as_str()];
+    let t = s.commit[1] + 100;
+    let day = 86_400;
+    append(
+        s.state.path(),
+        &[
+            Ok(line("deploy", "d1", "complete", a, None, None, t - 10, t)),
+            Ok(line(
+                "deploy",
+                "d2",
+                "complete",
+                b,
+                Some(a),
+                None,
+                t + 40 * day - 10,
+                t + 40 * day,
+            )),
+        ],
+    );
+    // 30 days back from the newest record: d1 is outside.
+    let r = s.json(&[]);
+    assert_eq!(r["deployment_frequency"]["deploys"], 1, "{r}");
+    assert_eq!(f(&r["deployment_frequency"]["days"]), 30.0);
+    assert_eq!(f(&r["deployment_frequency"]["value"]), round(1.0 / 30.0, 3));
+    // Eight weeks back: both, over the 40 days between them.
+    let r = s.json(&["--since", "8w"]);
+    assert_eq!(r["deployment_frequency"]["deploys"], 2, "{r}");
+    assert_eq!(f(&r["deployment_frequency"]["value"]), round(2.0 / 40.0, 3));
+    assert_eq!(
+        f(&r["deployment_frequency"]["per_week"]),
+        round(2.0 / 40.0 * 7.0, 3)
+    );
+    let md = s.report(&["--since", "8w", "--markdown"]);
+    md.expect_success();
+    assert!(md.stdout.contains("per week\""), "{}", md.stdout);
+    let bars = md
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bar ["))
+        .expect("a bar series");
+    let bars: Vec<&str> = bars.trim_end_matches(']').split(", ").collect();
+    // Weeks 0..=5 from d1's day: d1 in the first, d2 (day 40) in the sixth.
+    assert_eq!(bars, ["1", "0", "0", "0", "0", "1"], "{}", md.stdout);
+}
+
+/// The release workflows check out full history: lead time needs each
+/// deployed commit's time, which a shallow clone does not have.
+#[test]
+fn the_release_workflows_fetch_the_history_the_report_needs() {
+    let dir = workspace_root().join(".github/workflows");
+    for (file, job) in [
+        ("api-deploy.yml", "deploy"),
+        ("api-rollback.yml", "rollback"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("workflow");
+        let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("YAML");
+        let checkout = docs[0]["jobs"][job]["steps"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .find(|s| {
+                s["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("actions/checkout@"))
+            })
+            .expect("a checkout");
+        assert_eq!(checkout["with"]["fetch-depth"].as_i64(), Some(0), "{file}");
+    }
+}
