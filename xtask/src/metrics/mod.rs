@@ -172,7 +172,7 @@ fn families(
     }
     e.counter(
         "image_build_total",
-        "Images built and pushed by ci-build, by repository type (canonical: main; staging: other branches).",
+        "Finished ci-build runs (a clean build, then pushed or adopted), by repository type (canonical: main; staging: other branches).",
         &built,
     );
     e.histogram(
