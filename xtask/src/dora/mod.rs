@@ -21,6 +21,7 @@
 //! record earlier than the commit or failure it follows) are left out of the
 //! figure and counted.
 
+mod keys;
 pub mod render;
 pub mod since;
 
@@ -205,11 +206,11 @@ pub fn compute(input: Input) -> Report {
         }
     }
 
-    let frequency = frequency(counts.verified_deploys, days, window.len());
-    let lead_time = lead_time(rs, &times, &window, input.commit_times);
-    let rolled_back = rolled_back_by_hand(rs);
-    let (failure_rate, failures) = failure_rate(rs, &window, &rolled_back);
-    let restore = restore(rs, &times, &failures, &rolled_back);
+    let frequency = keys::frequency(counts.verified_deploys, days, window.len());
+    let lead_time = keys::lead_time(rs, &times, &window, input.commit_times);
+    let rolled_back = keys::rolled_back_by_hand(rs);
+    let (failure_rate, failures) = keys::failure_rate(rs, &window, &rolled_back);
+    let restore = keys::restore(rs, &times, &failures, &rolled_back);
     let timeline = window
         .iter()
         .filter_map(|&i| {
@@ -230,7 +231,7 @@ pub fn compute(input: Input) -> Report {
             since: input.since.to_string(),
             from: to.map(|_| output::from_unix(observed_from)),
             to: to.map(output::from_unix),
-            days_observed: round(days, 3),
+            days_observed: keys::round(days, 3),
         },
         releases: counts,
         deployment_frequency: frequency,
@@ -239,200 +240,4 @@ pub fn compute(input: Input) -> Report {
         time_to_restore: restore,
         timeline,
     }
-}
-
-fn round(x: f64, places: i32) -> f64 {
-    let k = 10f64.powi(places);
-    (x * k).round() / k
-}
-
-fn frequency(deploys: usize, days: f64, records: usize) -> Frequency {
-    // Under a day of records, a rate per day would be an extrapolation
-    // (two deploys a minute apart are not 2880 a day).
-    let (value, per_week, note) = if days >= 1.0 {
-        let per_day = deploys as f64 / days;
-        (Some(round(per_day, 3)), Some(round(per_day * 7.0, 3)), None)
-    } else {
-        (
-            None,
-            None,
-            Some(format!(
-                "{NOT_ENOUGH}: {records} record(s) in the window, spanning {} (less than a day)",
-                render::duration(days * 86_400.0)
-            )),
-        )
-    };
-    Frequency {
-        value,
-        unit: "deploys/day",
-        per_week,
-        deploys,
-        days: round(days, 3),
-        note,
-    }
-}
-
-fn lead_time(
-    rs: &[Release],
-    times: &[Option<(i64, i64)>],
-    window: &[usize],
-    commits: &HashMap<GitSha, i64>,
-) -> LeadTime {
-    let verified =
-        |i: usize| rs[i].record == RecordKind::Deploy && rs[i].status == Status::Complete;
-    let (mut leads, mut unknown, mut backwards) = (Vec::new(), 0, 0);
-    for &i in window.iter().filter(|i| verified(**i)) {
-        let sha = &rs[i].image_sha;
-        // The first verified deploy of this SHA (a redeploy is not a change).
-        if (0..i).any(|j| verified(j) && &rs[j].image_sha == sha) {
-            continue;
-        }
-        let (Some(commit), Some((_, at))) = (commits.get(sha), times[i]) else {
-            unknown += 1;
-            continue;
-        };
-        if at < *commit {
-            backwards += 1;
-        } else {
-            leads.push((at - commit) as f64);
-        }
-    }
-    let (value, min, max) = stats(&mut leads);
-    LeadTime {
-        value,
-        unit: "seconds",
-        min,
-        max,
-        changes: leads.len(),
-        unknown_commits: unknown,
-        clock_backwards: backwards,
-        note: value.is_none().then(|| {
-            format!(
-                "{NOT_ENOUGH}: no verified deploy in the window with a commit time ({unknown} not in git, {backwards} before their commit)"
-            )
-        }),
-    }
-}
-
-/// Completed deploys a manual rollback replaced, each with that rollback:
-/// the newest verified deploy of the rollback's `previous_sha` before it.
-fn rolled_back_by_hand(rs: &[Release]) -> HashMap<usize, usize> {
-    let mut map = HashMap::new();
-    for (k, r) in rs.iter().enumerate() {
-        let manual = r.record == RecordKind::Rollback
-            && matches!(r.reason, Some(Reason::Manual) | None)
-            && matches!(r.status, Status::Complete | Status::Failed);
-        let Some(prev) = r.previous_sha.as_ref().filter(|_| manual) else {
-            continue;
-        };
-        if let Some(d) = (0..k).rev().find(|&d| {
-            rs[d].record == RecordKind::Deploy
-                && rs[d].status == Status::Complete
-                && &rs[d].image_sha == prev
-        }) {
-            map.entry(d).or_insert(k);
-        }
-    }
-    map
-}
-
-fn failure_rate(
-    rs: &[Release],
-    window: &[usize],
-    rolled_back: &HashMap<usize, usize>,
-) -> (FailureRate, Vec<usize>) {
-    let deploys: Vec<usize> = window
-        .iter()
-        .copied()
-        .filter(|&i| {
-            rs[i].record == RecordKind::Deploy
-                && matches!(rs[i].status, Status::Complete | Status::Failed)
-        })
-        .collect();
-    let failed: Vec<usize> = deploys
-        .iter()
-        .copied()
-        .filter(|&i| rs[i].status == Status::Failed)
-        .collect();
-    let by_hand: Vec<usize> = deploys
-        .iter()
-        .copied()
-        .filter(|i| rolled_back.contains_key(i))
-        .collect();
-    let failures: Vec<usize> = deploys
-        .iter()
-        .copied()
-        .filter(|i| failed.contains(i) || by_hand.contains(i))
-        .collect();
-    let value =
-        (!deploys.is_empty()).then(|| round(failures.len() as f64 / deploys.len() as f64, 4));
-    (
-        FailureRate {
-            value,
-            unit: "ratio",
-            failures: failures.len(),
-            failed: failed.len(),
-            rolled_back_by_hand: by_hand.len(),
-            deploys: deploys.len(),
-            note: value
-                .is_none()
-                .then(|| format!("{NOT_ENOUGH}: no deploy concluded in the window")),
-        },
-        failures,
-    )
-}
-
-fn restore(
-    rs: &[Release],
-    times: &[Option<(i64, i64)>],
-    failures: &[usize],
-    rolled_back: &HashMap<usize, usize>,
-) -> Restore {
-    let (mut durations, mut not_restored, mut backwards) = (Vec::new(), 0, 0);
-    for &i in failures {
-        let end = match rolled_back.get(&i) {
-            Some(&k) if rs[k].status == Status::Complete => Some(k),
-            _ => (i + 1..rs.len()).find(|&k| rs[k].status == Status::Complete),
-        };
-        let (Some((start, _)), Some(Some((_, end)))) = (times[i], end.map(|k| times[k])) else {
-            not_restored += 1;
-            continue;
-        };
-        if end < start {
-            backwards += 1;
-        } else {
-            durations.push((end - start) as f64);
-        }
-    }
-    let (value, min, max) = stats(&mut durations);
-    Restore {
-        value,
-        unit: "seconds",
-        min,
-        max,
-        restores: durations.len(),
-        not_restored,
-        clock_backwards: backwards,
-        note: value.is_none().then(|| {
-            format!(
-                "{NOT_ENOUGH}: {} failure(s) in the window, none restored with consistent times",
-                failures.len()
-            )
-        }),
-    }
-}
-
-/// Median (mean of the two middle values when even), min, max.
-fn stats(xs: &mut [f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
-    if xs.is_empty() {
-        return (None, None, None);
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let median = if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    };
-    (Some(median), Some(xs[0]), Some(xs[n - 1]))
 }
