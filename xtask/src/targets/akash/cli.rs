@@ -129,7 +129,9 @@ pub fn deployment_get(s: &Settings, owner: &str) -> Cmd {
 /// (a closed lease is told apart from one never created), of every order:
 /// `--gseq`/`--oseq` default to 1 and a 0 matches any (chain-sdk
 /// go/cli/flags/market.go, go/node/market/v1/filters.go), and a lease won
-/// after the group was started again is of order 2 or later.
+/// after the group was started again is of order 2 or later. Both are
+/// given: akash-network/node v0.38's `BidFiltersFromFlags` (the CLI of
+/// provider-services v0.6) fills the gseq filter from `--oseq`.
 pub fn lease_list(s: &Settings, owner: &str) -> Cmd {
     query(
         s,
