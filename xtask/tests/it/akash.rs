@@ -862,6 +862,51 @@ fn akash_count_one_is_a_downtime_warning_and_a_changed_count_is_refused() {
     assert!(transactions(&calls).is_empty(), "{calls:?}");
 }
 
+/// A release whose workload does not stay up is sent back long before the
+/// provider's monitor would close the lease (41 failed checks at least 4 s
+/// apart: 164 s at the soonest; the verification is at most 60 s): the
+/// lease is still active afterwards and runs the previous release.
+#[test]
+fn akash_a_release_that_does_not_stay_up_is_sent_back_before_the_lease_closes() {
+    let chain = Chain::new("akash-down");
+    chain.deploy(&chain.a.sha).run().expect_success();
+    // A third image, in the registry like any build, whose process refuses
+    // its arguments and exits at once.
+    let sha = chain.project.commit_empty("C, which does not start");
+    let tag = format!("{}:{sha}", chain.canonical);
+    Standin::new(&sha).error_rate(2.0).build(&tag);
+    push(&tag);
+    let started = std::time::Instant::now();
+    let run = chain.deploy_with(&sha, &["--verify-timeout", "5"]).run();
+    let error = run.single_error();
+    assert!(error.contains("rolled back automatically"), "{error}");
+    eprintln!(
+        "FIGURE a release that does not start, sent back in {:.1}s (the provider closes after 164 s at the soonest)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(started.elapsed().as_secs() < 164);
+    let owner = chain
+        .fake_ok(&[
+            "keys",
+            "show",
+            "deployer",
+            "-a",
+            "--keyring-backend",
+            "test",
+        ])
+        .trim()
+        .to_owned();
+    let leases: Value = serde_json::from_str(&chain.fake_ok(&[
+        "query", "market", "lease", "list", "--owner", &owner, "--dseq", DSEQ, "--node", NODE,
+        "-o", "json",
+    ]))
+    .expect("lease list JSON");
+    assert_eq!(leases["leases"][0]["lease"]["state"], "active", "{leases}");
+    let status = chain.status().run();
+    status.expect_success();
+    assert_eq!(last_json(&status)["image_sha"], chain.a.sha.as_str());
+}
+
 /// Removes the containers the fake provider started for one state dir.
 struct FakeProviderContainers(PathBuf);
 
