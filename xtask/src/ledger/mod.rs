@@ -228,7 +228,8 @@ impl Ledger {
         Ok(read.releases)
     }
 
-    fn skipped_warning(&self, skipped: &[(usize, String)]) -> Option<String> {
+    /// One line for all the unreadable lines: their count and the first.
+    pub fn skipped_warning(&self, skipped: &[(usize, String)]) -> Option<String> {
         let (first, why) = skipped.first()?;
         Some(match skipped.len() {
             1 => format!(
