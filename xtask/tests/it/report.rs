@@ -261,7 +261,7 @@ fn a_synthetic_ledger_gives_the_four_keys_as_computed_by_hand() {
         text.stdout
     );
     assert!(
-        text.stderr.contains("skipped an unreadable ledger line"),
+        text.stderr.contains("skipped 1 unreadable ledger line"),
         "{}",
         text.stderr
     );
