@@ -7,12 +7,15 @@
 mod support;
 
 mod akash;
+mod careless;
 mod ci_build;
 mod cli;
 mod deploy;
 mod lints;
 mod manifests;
+mod metrics;
 mod registry;
+mod report;
 mod sealed;
 mod standin;
 mod supply;
