@@ -36,6 +36,9 @@ pub enum Status {
     Complete,
     Failed,
     Interrupted,
+    /// Refused before the target was touched (a strict check, a proof
+    /// naming another commit): recorded so the audit shows the attempt.
+    Refused,
 }
 
 impl std::fmt::Display for Status {
@@ -45,6 +48,7 @@ impl std::fmt::Display for Status {
             Status::Complete => "complete",
             Status::Failed => "failed",
             Status::Interrupted => "interrupted",
+            Status::Refused => "refused",
         })
     }
 }

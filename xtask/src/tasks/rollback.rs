@@ -116,7 +116,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             ),
         }
     }
-    let Some((checked, _lock)) = c.last_checks(&*target, &image, project)? else {
+    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Rollback)? else {
         return Ok(());
     };
     eprintln!("rolling {} back to {}", c.env, image.pinned());
