@@ -16,6 +16,7 @@
 mod before;
 mod checks;
 mod finish;
+pub mod recorded;
 mod restore;
 mod run;
 #[cfg(test)]

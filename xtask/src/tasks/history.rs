@@ -1,6 +1,6 @@
 //! `cargo xtask history --env …`: the release ledger, newest first.
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Status};
 use crate::model::environment::Environment;
 use crate::support::output;
 use crate::support::project::Project;
@@ -46,6 +46,13 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 r.target,
                 r.initiated_by
             ))?;
+            // A refused attempt says why, so the audit reads it without --json.
+            if r.status == Status::Refused {
+                output::print_text(format_args!(
+                    "    REFUSED before the target was touched: {}",
+                    r.error.as_deref().unwrap_or("(no reason recorded)")
+                ))?;
+            }
         }
     }
     Ok(())
