@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 
 use crate::build::BuildRecord;
 use crate::ledger::{Ledger, RecordKind, Release, Status, Verified};
-use crate::targets::TargetKind;
 use crate::model::digest::Digest;
 use crate::model::environment::Environment;
 use crate::model::image::{ImageRef, full_tag};
@@ -17,6 +16,7 @@ use crate::model::sha::GitSha;
 use crate::registry;
 use crate::supply::policy::Checked;
 use crate::support::project::ResolvedRepositories;
+use crate::targets::TargetKind;
 
 /// The image for `sha` that `env` may run: looked up in the repositories the
 /// environment accepts, in order; a SHA found only in the staging repository

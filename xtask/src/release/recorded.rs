@@ -193,7 +193,10 @@ mod tests {
         let err = strictest(&sha, &digests_of(&ledger, &sha))
             .expect_err("tie")
             .to_string();
-        assert!(err.contains("--expect-digest") && err.contains(&"d".repeat(64)), "{err}");
+        assert!(
+            err.contains("--expect-digest") && err.contains(&"d".repeat(64)),
+            "{err}"
+        );
         assert!(strictest(&sha, &[]).expect("none").is_none());
     }
 }

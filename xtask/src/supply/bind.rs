@@ -139,7 +139,10 @@ pub fn findings(
             format!("its revision label says it was built from {other}, not {sha}"),
             true,
         ),
-        None => say("it has no revision label: nothing says which commit it is".into(), strict),
+        None => say(
+            "it has no revision label: nothing says which commit it is".into(),
+            strict,
+        ),
     }
     let claims: Vec<Claim> = checked.provenance_claims.iter().map(claim).collect();
     for c in &claims {
@@ -270,17 +273,32 @@ mod tests {
         // Another commit's correctly signed image under this SHA's tag.
         let moved = checked(vec![predicate(OTHER, "11", "refs/heads/main")]);
         let f = findings(&image(), STRICT, &moved, &found(Some(SHA), "11"), None);
-        assert!(f.iter().any(|f| f.refuses && f.what.contains(OTHER)), "{f:?}");
+        assert!(
+            f.iter().any(|f| f.refuses && f.what.contains(OTHER)),
+            "{f:?}"
+        );
         let err = enforce(Environment::Staging, &image(), &f)
             .expect_err("refused")
             .to_string();
-        assert!(err.contains("refusing before the target is touched"), "{err}");
+        assert!(
+            err.contains("refusing before the target is touched"),
+            "{err}"
+        );
         // Soft: the same finding is a warning.
-        let soft = findings(&image(), Policy::default(), &moved, &found(Some(SHA), "11"), None);
+        let soft = findings(
+            &image(),
+            Policy::default(),
+            &moved,
+            &found(Some(SHA), "11"),
+            None,
+        );
         assert!(soft.iter().all(|f| !f.refuses) && !soft.is_empty());
         // The binary: provenance and label disagree.
         let f = findings(&image(), STRICT, &good, &found(Some(SHA), "22"), None);
-        assert!(f.iter().any(|f| f.refuses && f.what.contains("22")), "{f:?}");
+        assert!(
+            f.iter().any(|f| f.refuses && f.what.contains("22")),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -292,10 +310,25 @@ mod tests {
             &found(Some(OTHER), "11"),
             None,
         );
-        assert!(f.iter().any(|f| f.refuses && f.what.contains(OTHER)), "{f:?}");
-        let none = findings(&image(), Policy::default(), &checked(Vec::new()), &found(None, "1"), None);
+        assert!(
+            f.iter().any(|f| f.refuses && f.what.contains(OTHER)),
+            "{f:?}"
+        );
+        let none = findings(
+            &image(),
+            Policy::default(),
+            &checked(Vec::new()),
+            &found(None, "1"),
+            None,
+        );
         assert!(none.iter().all(|f| !f.refuses), "soft: a warning");
-        let none = findings(&image(), STRICT, &checked(Vec::new()), &found(None, "1"), None);
+        let none = findings(
+            &image(),
+            STRICT,
+            &checked(Vec::new()),
+            &found(None, "1"),
+            None,
+        );
         assert!(none.iter().any(|f| f.refuses), "strict: refused");
     }
 
@@ -314,9 +347,18 @@ mod tests {
         let branch = claim(&predicate(SHA, "1", "refs/heads/feature/x"));
         let main = claim(&predicate(SHA, "1", "refs/heads/main"));
         // Not a git checkout: git cannot tell, the provenance can.
-        assert!(matches!(on_main(&dir, &sha, &[branch]).expect("ok"), OnMain::No(_)));
-        assert!(matches!(on_main(&dir, &sha, &[main]).expect("ok"), OnMain::Yes(_)));
-        assert!(matches!(on_main(&dir, &sha, &[]).expect("ok"), OnMain::Unknown(_)));
+        assert!(matches!(
+            on_main(&dir, &sha, &[branch]).expect("ok"),
+            OnMain::No(_)
+        ));
+        assert!(matches!(
+            on_main(&dir, &sha, &[main]).expect("ok"),
+            OnMain::Yes(_)
+        ));
+        assert!(matches!(
+            on_main(&dir, &sha, &[]).expect("ok"),
+            OnMain::Unknown(_)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -112,7 +112,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     if let Some((source, digest)) = &recorded {
         release::check_digest(&image, Some(digest), source)?;
     }
-    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Deploy)? else {
+    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Deploy)?
+    else {
         return Ok(());
     };
     let ledger = Ledger::open(project, c.env);

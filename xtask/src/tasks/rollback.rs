@@ -57,7 +57,11 @@ fn choose_digest(
     let here = recorded::digests_of(releases, sha);
     let everywhere = recorded::digests_of(&recorded::all_ledgers(project)?, sha);
     recorded::flag_if_split(sha, &everywhere);
-    let ran_here = |d: &Digest| here.iter().find(|k| &k.digest == d).map(|k| k.newest.clone());
+    let ran_here = |d: &Digest| {
+        here.iter()
+            .find(|k| &k.digest == d)
+            .map(|k| k.newest.clone())
+    };
     if let Some(d) = &args.expect_digest {
         return Ok(Some(("--expect-digest".into(), d.clone(), ran_here(d))));
     }
@@ -139,11 +143,14 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     let chosen = choose_digest(&args, project, &releases, &sha, policy)?;
     let recorded = chosen.as_ref().and_then(|(_, _, r)| r.clone());
     let repos = c.repos.resolve(project)?;
-    let only = chosen.as_ref().and_then(|(_, _, r)| r.as_ref()).and_then(|r| {
-        [RepositoryKind::Canonical, RepositoryKind::Staging]
-            .into_iter()
-            .find(|k| repos.get(*k) == &r.repository)
-    });
+    let only = chosen
+        .as_ref()
+        .and_then(|(_, _, r)| r.as_ref())
+        .and_then(|r| {
+            [RepositoryKind::Canonical, RepositoryKind::Staging]
+                .into_iter()
+                .find(|k| repos.get(*k) == &r.repository)
+        });
     let image = match (release::find_image(c.env, &repos, &sha, only), &chosen) {
         (Ok((kind, digest)), _) => ImageRef {
             repository: repos.get(kind).clone(),
@@ -232,7 +239,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             ),
         }
     }
-    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Rollback)? else {
+    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Rollback)?
+    else {
         return Ok(());
     };
     eprintln!("rolling {} back to {}", c.env, image.pinned());

@@ -193,6 +193,13 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The same trust for `cosign verify-blob` (its flags are verify's).
+    pub fn blob_args(&self) -> Vec<String> {
+        self.args()
+    }
+}
+
 const NO_POLICY: &str = "no key or identity configured (set COSIGN_PUBLIC_KEY, or COSIGN_CERTIFICATE_IDENTITY[_REGEXP] and COSIGN_CERTIFICATE_OIDC_ISSUER)";
 
 fn registry_flag(cmd: Cmd, image: &ImageRef) -> Cmd {
