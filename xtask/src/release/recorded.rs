@@ -187,7 +187,10 @@ mod tests {
         assert_eq!(known.len(), 2, "refused lines are not releases");
         assert_eq!(known[0].digest.hex(), "e".repeat(64), "newest first");
         let best = strictest(&sha, &known).expect("one").expect("some");
-        assert_eq!((best.digest.hex(), best.releases), ("c".repeat(64), 4));
+        assert_eq!(
+            (best.digest.hex(), best.releases),
+            ("c".repeat(64).as_str(), 4)
+        );
         // Two digests that passed the same checks: asked, not guessed.
         ledger.push(release("2026-01-11", 'd', true, Status::Complete));
         let err = strictest(&sha, &digests_of(&ledger, &sha))

@@ -12,6 +12,7 @@ mod cli;
 mod deploy;
 mod lints;
 mod manifests;
+mod proof;
 mod registry;
 mod standin;
 mod supply;
