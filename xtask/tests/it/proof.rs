@@ -517,3 +517,66 @@ fn a_version_is_tagged_only_on_proven_bytes_and_ships_the_attested_sbom() {
         w.registry.tags(&soft.path)
     );
 }
+
+/// Item 8: the tiny commit's real image plus an extra layer, `USER 0:0`
+/// and `ENTRYPOINT ["/evil"]` under its SHA's tag: the same `/api` and
+/// labels, so it used to be adopted ("nothing pushed") and never signed.
+#[test]
+fn adoption_refuses_an_image_whose_layers_or_run_config_a_clean_build_does_not_make() {
+    use crate::support::world::tiny_build;
+    let build = tiny_build();
+    let path = "proof/evil";
+    let repo = build.registry.repo(path);
+    let tag = format!("{repo}:{}", build.sha());
+    let images = DockerGuard::new();
+    images.images_under(&format!("{repo}:"));
+    let dir = TempDir::new("evil-image");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY evil /evil\nUSER 0:0\nENTRYPOINT [\"/evil\"]\n",
+            build.tag()
+        ),
+    )
+    .expect("Dockerfile");
+    std::fs::write(dir.join("evil"), "#!/bin/sh\nid\n").expect("evil");
+    docker_ok(&[
+        "build",
+        "--quiet",
+        "--pull=false",
+        "--tag",
+        &tag,
+        &dir.path().display().to_string(),
+    ]);
+    docker_ok(&["push", &tag]);
+    let before = build.registry.digest(path, build.sha()).expect("pushed");
+    let out = TempDir::new("evil-out");
+    let staging = build.registry.repo(&format!("{path}-staging"));
+    let run = build
+        .project
+        .xtask_cmd(&[
+            "ci-build",
+            "--json",
+            "--out",
+            &out.join("m.json").display().to_string(),
+            "--repository",
+            &repo,
+            "--staging-repository",
+            &staging,
+        ])
+        .path(path_without(&["cosign"]))
+        .run();
+    let error = run.single_error();
+    for needle in [
+        "with the right /api but is not the image a clean build makes",
+        "layers [",
+        "entrypoint Some([\"/evil\"])",
+        "user \"0:0\" (a clean build: \"65532:65532\")",
+        "refusing to adopt",
+    ] {
+        assert!(error.contains(needle), "`{needle}` not in: {error}");
+    }
+    assert!(!out.join("m.json").exists(), "no record");
+    assert!(!run.stderr.contains("$ docker push"), "{}", run.stderr);
+    assert_eq!(build.registry.digest(path, build.sha()), Some(before));
+}
