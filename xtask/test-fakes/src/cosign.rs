@@ -47,6 +47,13 @@
 //!   `PrintVerification`. verify-attestation prints each verified DSSE
 //!   envelope as one JSON line.
 //!
+//! - `sign-blob` flags (`--key`, `--yes`, `--tlog-upload`,
+//!   `--output-signature`, `--output-certificate`, `--bundle`):
+//!   cmd/cosign/cli/options/signblob.go; `verify-blob` flags (`--key`,
+//!   `--signature` a file or the base64 text, `--certificate`, `--bundle`,
+//!   `--insecure-ignore-tlog`): options/verify.go `VerifyBlobOptions`;
+//!   "Verified OK" on stderr: cmd/cosign/cli/verify/verify_blob.go.
+//!
 //! Deliberate differences (so tests stay honest):
 //! - The private key file format is the fake's own (see `cosign_oci`): a
 //!   real `cosign.key` is refused with "unsupported pem type".
