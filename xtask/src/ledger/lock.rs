@@ -114,24 +114,26 @@ impl Lock {
             if take(&path, &me)? {
                 return Ok(Lock { path, holder: me });
             }
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
+            let Some(found) = Found::read(&path)? else {
                 // Released between our link and this read: try again.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("reading the lock {}", path.display()));
-                }
+                continue;
             };
-            let holder: Option<Holder> = serde_json::from_str(&text).ok();
-            let who = holder.as_ref().map_or_else(
-                || "an unreadable holder (a lock written before locks were atomic?)".to_owned(),
-                Holder::describe,
-            );
-            let liveness = holder.as_ref().map_or(
-                Liveness::Stale("it cannot be read".to_owned()),
-                Holder::liveness,
-            );
             let shown = path.display();
+            let holder = match found {
+                Found::Holder(holder) => Some(holder),
+                Found::Unreadable(what) if force_unlock => {
+                    eprintln!(
+                        "breaking the unreadable {env} lock at {shown} ({what}; --force-unlock)"
+                    );
+                    remove(&path)?;
+                    continue;
+                }
+                Found::Unreadable(what) => bail!(
+                    "the {env} lock at {shown} cannot be read ({what}), so its holder cannot be checked: if nothing else is deploying {env}, rerun with --force-unlock (or remove {shown})"
+                ),
+            };
+            let who = holder.as_ref().map_or_else(String::new, Holder::describe);
+            let liveness = holder.as_ref().map_or(Liveness::Alive, Holder::liveness);
             match (liveness, force_unlock) {
                 (Liveness::Alive, _) => bail!(
                     "{env} is locked by {who}: wait for it to finish (a lock held by a live process is never broken)"
@@ -164,6 +166,66 @@ impl Lock {
             "could not take the {env} lock at {}: it keeps changing hands; try again",
             path.display()
         )
+    }
+}
+
+/// What a lock file holds, read as bytes: anything that is not a holder
+/// xtask wrote (binary bytes, an empty or truncated file) is `Unreadable`,
+/// reported with the way out, never a dead end.
+enum Found {
+    Holder(Holder),
+    Unreadable(String),
+}
+
+impl Found {
+    /// `Ok(None)`: there is no lock.
+    fn read(path: &Path) -> anyhow::Result<Option<Found>> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "reading the lock {}: fix its permissions, or if nothing is deploying, remove it",
+                        path.display()
+                    )
+                });
+            }
+        };
+        Ok(Some(match serde_json::from_slice::<Holder>(&bytes) {
+            Ok(holder) => Found::Holder(holder),
+            Err(e) => Found::Unreadable(format!(
+                "{} bytes that are not a lock xtask wrote: {e}",
+                bytes.len()
+            )),
+        }))
+    }
+}
+
+/// Who holds an environment's lock, seen from here (for `status` and
+/// `history`; never breaks it).
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockState {
+    Free,
+    /// A live holder, or one that cannot be checked from here.
+    Held(String),
+    /// Its holder is gone, or the file cannot be read: `--force-unlock`
+    /// breaks it.
+    Stale(String),
+}
+
+pub fn inspect(state_dir: &Path, env: Environment) -> LockState {
+    let path = state_dir.join("locks").join(format!("{env}.lock"));
+    match Found::read(&path) {
+        Ok(None) => LockState::Free,
+        Ok(Some(Found::Unreadable(what))) => {
+            LockState::Stale(format!("it cannot be read ({what})"))
+        }
+        Ok(Some(Found::Holder(h))) => match h.liveness() {
+            Liveness::Stale(why) => LockState::Stale(format!("{} is gone ({why})", h.describe())),
+            _ => LockState::Held(h.describe()),
+        },
+        Err(e) => LockState::Held(format!("{e:#}")),
     }
 }
 
@@ -396,6 +458,35 @@ mod tests {
             "{err}"
         );
         drop(Lock::acquire(&state, Environment::Staging, true).expect("broken"));
+    }
+
+    /// A lock full of binary bytes used to fail with "stream did not
+    /// contain valid UTF-8", and `--force-unlock` did not help.
+    #[test]
+    fn an_unreadable_lock_names_the_way_out_and_force_unlock_breaks_it() {
+        for (name, bytes) in [
+            ("binary", &b"\xff\xfe\x00garbage\x80"[..]),
+            ("empty", &b""[..]),
+            ("truncated", &b"{\"user\":\"al"[..]),
+        ] {
+            let state = dir(&format!("unreadable-{name}"));
+            std::fs::create_dir_all(state.join("locks")).expect("dir");
+            std::fs::write(state.join("locks/staging.lock"), bytes).expect("write");
+            let err = refusal(&state);
+            assert!(
+                err.contains("cannot be read")
+                    && err.contains("--force-unlock")
+                    && err.contains("staging.lock")
+                    && !err.contains("UTF-8"),
+                "{name}: {err}"
+            );
+            assert!(matches!(
+                inspect(&state, Environment::Staging),
+                LockState::Stale(_)
+            ));
+            drop(Lock::acquire(&state, Environment::Staging, true).expect("broken"));
+            assert_eq!(inspect(&state, Environment::Staging), LockState::Free);
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The release ledger: append-only JSON lines per environment. Every status
 //! transition of a release (`running` → `complete` | `failed` |
 //! `interrupted`) is a new line with the full record, written and fsynced
-//! before the next step, so an interrupted run stays visible. History is
-//! never rewritten; a torn last line is reported and skipped.
+//! before the next step, so an interrupted run stays visible. A release
+//! whose process died (`kill -9`) stays `running` until the next release
+//! takes the lock: it then appends `abandoned` for it. History is never
+//! rewritten; unreadable lines (a torn write) are skipped and summarised.
 
 pub mod lock;
 pub mod notify;
@@ -39,6 +41,9 @@ pub enum Status {
     /// Refused before the target was touched (a strict check, a proof
     /// naming another commit): recorded so the audit shows the attempt.
     Refused,
+    /// Its process died mid-release (`kill -9`, power loss): found `running`
+    /// by the next release, which holds the lock, so nothing runs it.
+    Abandoned,
 }
 
 impl std::fmt::Display for Status {
@@ -49,6 +54,7 @@ impl std::fmt::Display for Status {
             Status::Failed => "failed",
             Status::Interrupted => "interrupted",
             Status::Refused => "refused",
+            Status::Abandoned => "abandoned",
         })
     }
 }
@@ -98,6 +104,10 @@ pub struct Release {
     pub url: Option<String>,
     /// The rendered target config of this release (restored by a rollback).
     pub config: Option<PathBuf>,
+    /// The sha256 of that file as applied: a rollback refuses a frozen
+    /// config that no longer matches it (absent in older lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub config_sha256: Option<String>,
     pub verified: Verified,
     /// Failed or interrupted: what happened, and the SHA the target was left on.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -111,6 +121,14 @@ pub struct Release {
 }
 
 impl Release {
+    /// `deploy` or `rollback`.
+    pub fn record_name(&self) -> &'static str {
+        match self.record {
+            RecordKind::Deploy => "deploy",
+            RecordKind::Rollback => "rollback",
+        }
+    }
+
     /// The image this release put in place.
     pub fn image(&self) -> ImageRef {
         ImageRef {
@@ -126,10 +144,10 @@ pub struct Ledger {
 }
 
 /// What reading found: releases (latest status of each, oldest first) and
-/// the lines that could not be read.
+/// the lines that could not be read (1-based line number, why).
 pub struct Read {
     pub releases: Vec<Release>,
-    pub skipped: Vec<String>,
+    pub skipped: Vec<(usize, String)>,
 }
 
 impl Ledger {
@@ -197,19 +215,61 @@ impl Ledger {
                     Some(old) => *old = r,
                     None => releases.push(r),
                 },
-                Err(e) => skipped.push(format!("{}:{}: {e}", self.path.display(), n + 1)),
+                Err(e) => skipped.push((n + 1, e.to_string())),
             }
         }
         Ok(Read { releases, skipped })
     }
 
-    /// Read, and say on stderr which lines were skipped.
+    /// Read, and say on stderr, in one line, how many lines were skipped
+    /// and where the first one is (a ledger full of garbage is one
+    /// warning, not one per line).
     pub fn read_reporting(&self) -> anyhow::Result<Vec<Release>> {
         let read = self.read()?;
-        for s in &read.skipped {
-            eprintln!("warning: skipped an unreadable ledger line (torn write?) at {s}");
+        if let Some(warning) = self.skipped_warning(&read.skipped) {
+            eprintln!("{warning}");
         }
         Ok(read.releases)
+    }
+
+    /// One line for all the unreadable lines: their count and the first.
+    pub fn skipped_warning(&self, skipped: &[(usize, String)]) -> Option<String> {
+        let (first, why) = skipped.first()?;
+        Some(match skipped.len() {
+            1 => format!(
+                "warning: skipped 1 unreadable ledger line (a torn write?): {}:{first}: {why}",
+                self.path.display()
+            ),
+            n => format!(
+                "warning: skipped {n} unreadable ledger lines (a torn write, a careless edit?), the first at {}:{first}: {why}",
+                self.path.display()
+            ),
+        })
+    }
+
+    /// Append `abandoned` for every release still `running`. Called by a
+    /// release that holds the environment's lock: no live process runs
+    /// them, so their process died (`kill -9`) and its lock was found stale.
+    /// Returns the releases as they now stand.
+    pub fn mark_abandoned(&self, releases: Vec<Release>) -> anyhow::Result<Vec<Release>> {
+        releases
+            .into_iter()
+            .map(|mut r| {
+                if r.status == Status::Running {
+                    eprintln!(
+                        "release {} ({} of {}) never finished: its process died; recorded as abandoned",
+                        r.id, r.record_name(), r.image_sha
+                    );
+                    r.status = Status::Abandoned;
+                    r.error = Some(
+                        "its process ended without finishing (kill -9, power loss); found when the next release took the lock".to_owned(),
+                    );
+                    r.at = crate::support::output::now_rfc3339();
+                    self.append(&r)?;
+                }
+                Ok(r)
+            })
+            .collect()
     }
 }
 
@@ -273,6 +333,7 @@ mod tests {
             deployment_ref: None,
             url: None,
             config: None,
+            config_sha256: None,
             verified: Verified::default(),
             error: None,
             left_on_sha: None,
@@ -316,6 +377,12 @@ mod tests {
             .expect("append after garbage");
         let read = ledger.read().expect("read");
         assert_eq!(read.skipped.len(), 2, "{:?}", read.skipped);
+        let warning = ledger.skipped_warning(&read.skipped).expect("a warning");
+        assert!(
+            warning.contains("skipped 2 unreadable ledger lines")
+                && warning.contains(&format!("{}:3:", ledger.path().display())),
+            "{warning}"
+        );
         let ids: Vec<_> = read
             .releases
             .iter()
@@ -335,6 +402,67 @@ mod tests {
             .filter(|b| **b == b'\n')
             .count();
         assert_eq!(lines, 6, "history is never truncated");
+    }
+
+    /// 1 MB of garbage used to print one warning per line on every command.
+    #[test]
+    fn a_ledger_full_of_garbage_is_one_warning_with_the_count_and_the_first_line() {
+        let ledger = temp_ledger("garbage");
+        ledger
+            .append(&release("r1", 'a', Status::Complete))
+            .expect("append");
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(ledger.path())
+            .expect("open");
+        for i in 0..3785 {
+            writeln!(f, "garbage line {i} \x00 {{not json").expect("write");
+        }
+        let read = ledger.read().expect("read");
+        assert_eq!(read.releases.len(), 1);
+        let warning = ledger.skipped_warning(&read.skipped).expect("warned");
+        assert!(!warning.contains('\n'), "one line: {warning}");
+        assert!(
+            warning.contains("skipped 3785 unreadable ledger lines")
+                && warning.contains(&format!("the first at {}:2:", ledger.path().display())),
+            "{warning}"
+        );
+        assert!(ledger.skipped_warning(&[]).is_none());
+    }
+
+    /// A `kill -9` left a release `running`; the next release (holding the
+    /// lock) records it `abandoned`, once, and the history says so.
+    #[test]
+    fn a_release_left_running_is_marked_abandoned_once() {
+        let ledger = temp_ledger("abandoned");
+        ledger
+            .append(&release("r1", 'a', Status::Complete))
+            .expect("append");
+        ledger
+            .append(&release("r2", 'b', Status::Running))
+            .expect("append");
+        let now = ledger
+            .mark_abandoned(ledger.read().expect("read").releases)
+            .expect("marked");
+        assert_eq!(
+            now.iter().map(|r| r.status).collect::<Vec<_>>(),
+            [Status::Complete, Status::Abandoned]
+        );
+        let again = ledger
+            .mark_abandoned(ledger.read().expect("read").releases)
+            .expect("marked");
+        assert_eq!(again[1].status, Status::Abandoned);
+        let text = std::fs::read_to_string(ledger.path()).expect("ledger");
+        assert_eq!(
+            text.lines().count(),
+            3,
+            "one abandoned line, appended: {text}"
+        );
+        assert!(
+            text.lines()
+                .last()
+                .is_some_and(|l| l.contains("\"status\":\"abandoned\""))
+        );
     }
 
     #[test]

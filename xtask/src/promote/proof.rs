@@ -32,7 +32,7 @@ pub struct Proven {
 
 pub fn check(project: &Project, image: &ImageRef, scratch: &Path) -> anyhow::Result<Proven> {
     let env = Environment::Production;
-    let policy = project.release_config()?.environment(env).policy;
+    let policy = project.release_config()?.environment(env)?.policy;
     let checked = policy::check(image)?;
     policy::enforce(env, image, policy, false, &checked)?;
     let found = adopt::examine(&image.repository, &image.digest)?;

@@ -9,6 +9,14 @@ use anyhow::{Context, bail};
 use crate::support::cmd::Cmd;
 use crate::support::http;
 
+/// The `registry:2` container `registry up` starts when Debian's
+/// `docker-registry` is not installed.
+const CONTAINER: &str = "xtask-registry";
+/// Its label: the state dir of the checkout that started it. `registry
+/// down` removes only a container that carries it (as deploys do with
+/// theirs): the name alone is anyone's.
+const LABEL: &str = "xtask.registry";
+
 /// `cargo xtask registry up`: a registry on 127.0.0.1:<port>, Debian's
 /// `docker-registry` when installed, else the `registry:2` image.
 pub fn up(state: &Path, port: u16) -> anyhow::Result<()> {
@@ -46,7 +54,9 @@ pub fn up(state: &Path, port: u16) -> anyhow::Result<()> {
         std::fs::write(dir.join("pid"), child.id().to_string())?;
     } else {
         Cmd::new("docker")
-            .args(["run", "-d", "--name", "xtask-registry", "-p"])
+            .args(["run", "-d", "--name", CONTAINER, "--label"])
+            .arg(format!("{LABEL}={}", state.display()))
+            .arg("-p")
             .arg(format!("127.0.0.1:{port}:5000"))
             .arg("registry:2")
             .run()
@@ -101,10 +111,13 @@ pub fn down(state: &Path) -> anyhow::Result<()> {
         }
         std::fs::remove_file(&pid_file)?;
     }
-    let out = Cmd::new("docker")
-        .args(["rm", "-f", "xtask-registry"])
-        .output();
-    stopped |= out.is_ok_and(|o| o.status.success());
+    let foreign = match remove_container_if_ours(CONTAINER, state) {
+        Ok(removed) => {
+            stopped |= removed;
+            None
+        }
+        Err(e) => Some(e),
+    };
     eprintln!(
         "{}",
         if stopped {
@@ -113,7 +126,43 @@ pub fn down(state: &Path) -> anyhow::Result<()> {
             "no registry of ours was running"
         }
     );
-    Ok(())
+    foreign.map_or(Ok(()), Err)
+}
+
+/// Remove container `name` only when its `xtask.registry` label names this
+/// state dir. `Ok(false)`: there is none (or docker is not here); `Err`:
+/// one is there that is not ours, left alone.
+fn remove_container_if_ours(name: &str, state: &Path) -> anyhow::Result<bool> {
+    let Ok(out) = Cmd::new("docker")
+        .args([
+            "container",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            name,
+        ])
+        .output()
+    else {
+        return Ok(false);
+    };
+    if !out.status.success() {
+        return Ok(false);
+    }
+    let labels: Option<std::collections::BTreeMap<String, String>> =
+        serde_json::from_str(out.stdout.trim()).unwrap_or_default();
+    let ours = state.display().to_string();
+    match labels.as_ref().and_then(|l| l.get(LABEL)) {
+        Some(owner) if *owner == ours => {
+            Cmd::new("docker").args(["rm", "-f", name]).read()?;
+            Ok(true)
+        }
+        Some(owner) => bail!(
+            "container {name} was started by `registry up` from another checkout (state in {owner}): left alone; stop it from there"
+        ),
+        None => bail!(
+            "container {name} was not started by `registry up` (no {LABEL} label): left alone; if it is yours, `docker rm -f {name}`"
+        ),
+    }
 }
 
 /// Is `pid` `docker-registry serve <config>` (our config, this state dir)?
@@ -165,6 +214,58 @@ mod tests {
         );
         assert_eq!(v["http"]["addr"], "127.0.0.1:5123");
         assert_eq!(v["version"], "0.1");
+    }
+
+    /// `registry down` used to `docker rm -f xtask-registry` whatever it
+    /// was. On the real engine: a container under the name without our
+    /// label is left alone, with the reason; ours is removed.
+    #[test]
+    fn down_removes_only_a_container_labelled_as_ours() {
+        let tag = format!("xtask-test-scratch:{}", std::process::id());
+        let name = format!("xtask-test-registry-{}", std::process::id());
+        let docker = |args: &[&str]| Cmd::new("docker").args(args.to_vec()).read();
+        // An empty image, imported in a blink (nothing is pulled).
+        Cmd::new("sh")
+            .args([
+                "-c",
+                &format!("tar cf - --files-from /dev/null | docker import - {tag}"),
+            ])
+            .read()
+            .expect("docker import");
+        let state = Path::new("/tmp/xtask-test-state");
+        let cases = [
+            (vec![], Some("no xtask.registry label")),
+            (
+                vec!["--label", "xtask.registry=/elsewhere"],
+                Some("from another checkout"),
+            ),
+            (
+                vec!["--label", "xtask.registry=/tmp/xtask-test-state"],
+                None,
+            ),
+        ];
+        for (labels, refused) in cases {
+            let mut args = vec!["create", "--name", &name];
+            args.extend(labels.iter().copied());
+            args.extend([tag.as_str(), "/x"]);
+            docker(&args).expect("docker create");
+            let result = remove_container_if_ours(&name, state);
+            let left = docker(&["container", "inspect", "--format", "{{.Id}}", &name]).is_ok();
+            let _ = docker(&["rm", "-f", &name]);
+            match refused {
+                Some(why) => {
+                    let err = result.expect_err("refused").to_string();
+                    assert!(err.contains(why) && err.contains("left alone"), "{err}");
+                    assert!(left, "a container not ours was removed");
+                }
+                None => {
+                    assert!(result.expect("ours"));
+                    assert!(!left, "ours is removed");
+                }
+            }
+        }
+        assert!(!remove_container_if_ours(&name, state).expect("none"));
+        let _ = docker(&["rmi", &tag]);
     }
 
     #[test]

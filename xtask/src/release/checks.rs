@@ -125,6 +125,7 @@ pub fn record_refusal(ledger: &Ledger, r: &Refusal) -> anyhow::Result<()> {
         deployment_ref: None,
         url: None,
         config: None,
+        config_sha256: None,
         verified: Verified::default(),
         error: Some(r.why.clone()),
         left_on_sha: None,

@@ -9,10 +9,11 @@ use crate::ledger::RecordKind;
 use crate::ledger::notify;
 use crate::support::output;
 
-/// Print the records, notify, and turn a failed release into the exit status.
+/// Print the records, queue them for the webhook, and turn a failed release into the exit status.
 pub fn finish(outcome: &Outcome, json: bool) -> anyhow::Result<()> {
     for r in std::iter::once(&outcome.release).chain(&outcome.auto_rollback) {
-        notify::send(r);
+        // Sent by `main` once the lock is released (ledger/notify.rs).
+        notify::queue(r);
         if json {
             output::print_line(r)?;
         }

@@ -78,9 +78,17 @@ impl Outcome {
 }
 
 pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
-    let releases = eng.ledger.read_reporting()?;
+    // The caller holds the lock: a release still `running` is a dead one.
+    let releases = eng.ledger.mark_abandoned(eng.ledger.read_reporting()?)?;
     let before = before::Before::ask(eng.target, eng.probe, &releases)?;
-    let mut run = run::Run::start(&req, &before, eng)?;
+    let frozen_sha256 = req.config.as_ref().and_then(|c| {
+        releases
+            .iter()
+            .rev()
+            .find(|r| r.config.as_ref() == Some(c))
+            .and_then(|r| r.config_sha256.clone())
+    });
+    let mut run = run::Run::start(&req, &before, frozen_sha256.as_deref(), eng)?;
     if (eng.interrupted)() {
         run.untouched(&before, eng)?;
         return Ok(Outcome {
@@ -99,17 +107,22 @@ pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
         Err(failure) => failure,
     };
     eprintln!("failed: {}", failure.why());
-    let restored = match failure {
-        run::Failure::Touched(_) => restore::restore(eng, &before, req.verify_timeout),
-        run::Failure::Untouched(_) => {
-            eprintln!("the target was not changed: nothing to restore");
-            None
-        }
-    };
-    run.fail(failure, restored.as_ref(), &before, eng)?;
-    let auto_rollback = restored.map(|r| run.auto_rollback(r, eng)).transpose()?;
-    Ok(Outcome {
-        release: run.release,
-        auto_rollback,
+    // From here to the last ledger line no signal cuts the run short: each
+    // call of the restore is bounded by its deadline, and a second Ctrl-C
+    // waits for it (issue 23; support/interrupt.rs).
+    crate::support::interrupt::shielded(|| {
+        let restored = match failure {
+            run::Failure::Touched(_) => restore::restore(eng, &before, req.verify_timeout),
+            run::Failure::Untouched(_) => {
+                eprintln!("the target was not changed: nothing to restore");
+                None
+            }
+        };
+        run.fail(failure, restored.as_ref(), &before, eng)?;
+        let auto_rollback = restored.map(|r| run.auto_rollback(r, eng)).transpose()?;
+        Ok(Outcome {
+            release: run.release,
+            auto_rollback,
+        })
     })
 }

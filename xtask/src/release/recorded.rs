@@ -165,6 +165,7 @@ mod tests {
             deployment_ref: None,
             url: None,
             config: None,
+            config_sha256: None,
             verified: Verified::default(),
             error: None,
             left_on_sha: None,

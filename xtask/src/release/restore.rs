@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Engine;
-use super::before::Before;
-use super::run::{check_config, release_id};
+use super::before::{Before, Fallback};
+use super::run::{Frozen, config_for, release_id};
 use crate::ledger::{Release, Verified};
 use crate::model::image::ImageRef;
 use crate::targets::Applied;
@@ -27,16 +27,40 @@ pub fn restore(eng: &Engine, before: &Before, timeout: Duration) -> Option<Resto
         None
     });
     let fallback = before.fallback.as_ref()?;
-    let sha = &fallback.image.sha;
-    eprintln!("rolling back to {sha}");
     let frozen = fallback.record.as_ref().and_then(|r| r.config.clone());
-    let (applied, config) = match kept {
-        Some(applied) => (Some(applied), frozen),
-        None => reapply(eng, &fallback.image, frozen),
+    let (applied, config, image, record) = match kept {
+        Some(applied) => {
+            // Verify what came back, as the target names it, when it is
+            // what ran before the release or the last verified one: a
+            // ledger behind what runs (its last line torn) must not make a
+            // good restore look failed.
+            let (image, record) = match back_from_target(eng, before, fallback) {
+                Some(image) if image.sha != fallback.image.sha => {
+                    eprintln!(
+                        "the kept instance runs {}, which the target ran before this release (the ledger's last verified release is {})",
+                        image.sha, fallback.image.sha
+                    );
+                    (image, before.record.clone())
+                }
+                _ => (fallback.image.clone(), fallback.record.clone()),
+            };
+            (Some(applied), frozen, image, record)
+        }
+        None => {
+            let (applied, config) = reapply(eng, fallback);
+            (
+                applied,
+                config,
+                fallback.image.clone(),
+                fallback.record.clone(),
+            )
+        }
     };
+    let sha = &image.sha;
+    eprintln!("rolling back to {sha}");
     let mut restored = Restored {
-        image: fallback.image.clone(),
-        record: fallback.record.clone(),
+        image: image.clone(),
+        record,
         config,
         applied: None,
         verified: Verified::default(),
@@ -61,30 +85,33 @@ pub fn restore(eng: &Engine, before: &Before, timeout: Duration) -> Option<Resto
     Some(restored)
 }
 
-/// Nothing kept: apply the release's frozen config (checked like any
-/// other), else render it afresh from the image.
-fn reapply(
-    eng: &Engine,
-    image: &ImageRef,
-    frozen: Option<PathBuf>,
-) -> (Option<Applied>, Option<PathBuf>) {
-    let config = match frozen.filter(|c| c.exists()) {
-        Some(config) => config,
-        None => {
-            let id = release_id(&image.sha);
-            match eng.target.render(image, &id, &eng.releases_dir.join(&id)) {
-                Ok(config) => config,
-                Err(e) => {
-                    eprintln!("warning: could not render the config of {image}: {e:#}");
-                    return (None, None);
-                }
-            }
+/// The image the target runs after bringing back its kept instance, when
+/// that is what it ran before the release or the last verified release.
+fn back_from_target(eng: &Engine, before: &Before, fallback: &Fallback) -> Option<ImageRef> {
+    let now = eng.target.status().ok()?.image()?;
+    let known = before.running.as_ref() == Some(&now.sha) || now.sha == fallback.image.sha;
+    known.then_some(now)
+}
+
+/// Nothing kept: apply the release's config again, rendered with the
+/// environment's current settings and the release's own carried over from
+/// its frozen config (checked like any other: see `run::config_for`).
+fn reapply(eng: &Engine, fallback: &Fallback) -> (Option<Applied>, Option<PathBuf>) {
+    let image = &fallback.image;
+    let frozen = fallback.record.as_ref().and_then(|r| {
+        r.config.as_deref().map(|path| Frozen {
+            path,
+            sha256: r.config_sha256.as_deref(),
+        })
+    });
+    let id = release_id(&image.sha);
+    let config = match config_for(eng, image, &id, frozen, None) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("warning: not restoring {image}: {e:#}");
+            return (None, None);
         }
     };
-    if let Err(e) = check_config(eng.target, &config, image, None) {
-        eprintln!("warning: not restoring {}: {e:#}", config.display());
-        return (None, Some(config));
-    }
     match eng.target.apply(&config, Some(image)) {
         Ok(applied) => (Some(applied), Some(config)),
         Err(e) => {

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use super::before::Before;
 use super::restore::Restored;
 use super::{Engine, Request};
+use crate::build::sha256;
 use crate::ledger::{Reason, RecordKind, Release, Status, Verified};
 use crate::model::image::ImageRef;
 use crate::model::sha::GitSha;
@@ -47,19 +48,20 @@ impl Run {
     /// The config (frozen with the release a rollback returns to, else
     /// rendered), checked to run exactly the image asked for; then the
     /// `running` line. The target is not touched yet.
-    pub fn start(req: &Request, before: &Before, eng: &Engine) -> anyhow::Result<Run> {
+    pub fn start(
+        req: &Request,
+        before: &Before,
+        frozen_sha256: Option<&str>,
+        eng: &Engine,
+    ) -> anyhow::Result<Run> {
         let started = Instant::now();
         let id = release_id(&req.image.sha);
-        let config = match &req.config {
-            Some(frozen) if frozen.exists() => {
-                eprintln!("restoring the config of that release: {}", frozen.display());
-                frozen.clone()
-            }
-            _ => eng
-                .target
-                .render(&req.image, &id, &eng.releases_dir.join(&id))?,
-        };
-        check_config(eng.target, &config, &req.image, req.recorded.as_ref())?;
+        let frozen = req.config.as_deref().map(|path| Frozen {
+            path,
+            sha256: frozen_sha256,
+        });
+        let config = config_for(eng, &req.image, &id, frozen, req.recorded.as_ref())?;
+        let config_sha256 = Some(sha256::of_file(&config)?);
         let now = output::now_rfc3339();
         let mut run = Run {
             release: Release {
@@ -83,6 +85,7 @@ impl Run {
                 deployment_ref: None,
                 url: None,
                 config: Some(config.clone()),
+                config_sha256,
                 verified: Verified::default(),
                 error: None,
                 left_on_sha: None,
@@ -235,6 +238,10 @@ impl Run {
             attestations,
             deployment_ref: restored.applied.as_ref().map(|a| a.deployment_ref.clone()),
             url: restored.applied.map(|a| a.url),
+            config_sha256: restored
+                .config
+                .as_deref()
+                .and_then(|c| sha256::of_file(c).ok()),
             config: restored.config,
             verified: restored.verified,
             error: None,
@@ -269,6 +276,53 @@ fn write(
     release.duration_sec = output::seconds(started.elapsed());
     release.at = output::now_rfc3339();
     eng.ledger.append(release)
+}
+
+/// A frozen config of an earlier release, and the sha256 the ledger
+/// recorded for it (absent in lines older than that field).
+pub struct Frozen<'a> {
+    pub path: &'a Path,
+    pub sha256: Option<&'a str>,
+}
+
+/// The config a release applies. Without a frozen one: rendered from the
+/// image with the environment's current settings. From a frozen one (a
+/// rollback, a restore): the frozen file must still run exactly the image
+/// and be byte for byte what the ledger recorded; then the config is
+/// rendered afresh, so the environment's port and names are what its
+/// config says now, and the release's own settings (its env) are carried
+/// over from the frozen one. Refusals come before the target is touched.
+pub fn config_for(
+    eng: &Engine,
+    image: &ImageRef,
+    id: &str,
+    frozen: Option<Frozen>,
+    recorded: Option<&(String, crate::model::digest::Digest)>,
+) -> anyhow::Result<PathBuf> {
+    let dir = eng.releases_dir.join(id);
+    let Some(frozen) = frozen.filter(|f| f.path.exists()) else {
+        let config = eng.target.render(image, id, &dir)?;
+        check_config(eng.target, &config, image, recorded)?;
+        return Ok(config);
+    };
+    check_config(eng.target, frozen.path, image, recorded)?;
+    if let Some(expected) = frozen.sha256 {
+        let found = sha256::of_file(frozen.path)?;
+        if found != expected {
+            bail!(
+                "{} was changed after it was applied (sha256 {found}, the ledger recorded {expected}): refusing to restore an edited config; deploy the SHA to render its config afresh",
+                frozen.path.display()
+            );
+        }
+    }
+    eprintln!(
+        "restoring the image and settings frozen in {}; port and names from the current config",
+        frozen.path.display()
+    );
+    let config = eng.target.render(image, id, &dir)?;
+    eng.target.carry_over(frozen.path, &config)?;
+    check_config(eng.target, &config, image, recorded)?;
+    Ok(config)
 }
 
 /// The config must run exactly the image the registry serves for that SHA

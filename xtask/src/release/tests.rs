@@ -29,6 +29,10 @@ enum Point {
 struct Instance {
     image: ImageRef,
     healthy: bool,
+    /// Where it runs and with what, from its config: `name=` (the
+    /// environment's container and port) and `env=` (the release's own).
+    name: String,
+    env: String,
 }
 
 /// A target with one live instance and at most one kept aside, like the
@@ -48,6 +52,18 @@ struct Mem {
     refused_untouched: RefCell<HashSet<GitSha>>,
     unhealthy: RefCell<HashSet<GitSha>>,
     restore_fails: Cell<bool>,
+    /// The environment's current settings, as a config would render them.
+    name: RefCell<String>,
+    env: RefCell<String>,
+}
+
+/// A config file: the pinned image, then `name=…` and `env=…` lines.
+fn config_field(config: &Path, key: &str) -> String {
+    std::fs::read_to_string(config)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+        .unwrap_or_default()
 }
 
 impl Mem {
@@ -88,12 +104,36 @@ impl Target for Mem {
         self.hit(Point::Render);
         std::fs::create_dir_all(dir)?;
         let path = dir.join("mem.txt");
-        std::fs::write(&path, image.pinned())?;
+        std::fs::write(
+            &path,
+            format!(
+                "{}\nname={}\nenv={}\n",
+                image.pinned(),
+                self.name.borrow(),
+                self.env.borrow()
+            ),
+        )?;
         Ok(path)
     }
 
+    fn carry_over(&self, frozen: &Path, fresh: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(fresh)?;
+        let kept: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with("env="))
+            .map(str::to_owned)
+            .chain([format!("env={}", config_field(frozen, "env"))])
+            .collect();
+        std::fs::write(fresh, kept.join("\n") + "\n")?;
+        Ok(())
+    }
+
     fn image_in(&self, config: &Path) -> anyhow::Result<ImageRef> {
-        std::fs::read_to_string(config)?.parse()
+        std::fs::read_to_string(config)?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .parse()
     }
 
     fn plan(&self, _config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>> {
@@ -107,6 +147,16 @@ impl Target for Mem {
         self.calls
             .borrow_mut()
             .push(format!("apply {}", image.sha.short()));
+        // Like docker: a config for another container is refused (before
+        // anything changes, but said as a plain error, as docker does).
+        let name = config_field(config, "name");
+        if name != *self.name.borrow() {
+            anyhow::bail!(
+                "that release config is for container {name:?}, not {:?}",
+                self.name.borrow()
+            );
+        }
+        let env = config_field(config, "env");
         if self.refused_untouched.borrow().contains(&image.sha) {
             return Err(crate::targets::NothingChanged(
                 "the chain refused the deployment update (code 13): nothing changed".to_owned(),
@@ -129,7 +179,12 @@ impl Target for Mem {
             anyhow::bail!("docker: Error response from daemon: bind: address already in use");
         }
         let healthy = !self.unhealthy.borrow().contains(&image.sha);
-        *self.main.borrow_mut() = Some(Instance { image, healthy });
+        *self.main.borrow_mut() = Some(Instance {
+            image,
+            healthy,
+            name,
+            env,
+        });
         Ok(self.applied())
     }
 
@@ -504,6 +559,8 @@ fn after_an_unclean_death_the_last_verified_release_is_kept_and_restored() {
         *w.mem.main.borrow_mut() = Some(Instance {
             image: image('b'),
             healthy: false,
+            name: String::new(),
+            env: String::new(),
         });
         w.mem.dropped.borrow_mut().clear();
         if !c_is_healthy {
@@ -541,7 +598,7 @@ fn an_edited_frozen_config_is_refused_naming_config_registry_and_ledger() {
     other.digest = format!("sha256:{}", "f".repeat(64))
         .parse()
         .expect("digest");
-    std::fs::write(&frozen, other.pinned()).expect("edit");
+    std::fs::write(&frozen, format!("{}\nname=\nenv=\n", other.pinned())).expect("edit");
     let lines = w.lines().len();
     let mut req = w.request(RecordKind::Rollback, 'a');
     req.config = Some(frozen);
@@ -567,4 +624,116 @@ fn a_first_deploy_that_fails_leaves_nothing_running_and_says_so() {
     assert_eq!(w.runs(), None, "the failed instance is removed");
     let said = finish(&out, false).expect_err("non-zero").to_string();
     assert!(said.contains("nothing verified ran before"), "{said}");
+}
+
+/// Issue 23, items 6 and 7: after a legitimate change of the environment's
+/// port/name, a rollback must not move the service back to the old one,
+/// nor be refused half-way and remove the healthy release: it restores the
+/// image and its env, with the environment's current port and names.
+#[test]
+fn a_rollback_restores_image_and_env_with_the_current_port_and_names() {
+    let w = World::new("rollback-settings");
+    *w.mem.name.borrow_mut() = "api:18080".to_owned();
+    *w.mem.env.borrow_mut() = "API_LOG=debug".to_owned();
+    let a = w.deploy('a').release;
+    *w.mem.env.borrow_mut() = "API_LOG=info".to_owned();
+    assert!(w.deploy('b').ok());
+    // The operator moves the environment to another port.
+    *w.mem.name.borrow_mut() = "api:19080".to_owned();
+    let mut req = w.request(RecordKind::Rollback, 'a');
+    req.config = a.config.clone();
+    let out = w.execute(req).expect("engine ran");
+    assert!(out.ok(), "{:?}", out.release.error);
+    let main = w.mem.main.borrow().clone().expect("runs");
+    assert_eq!(main.image, image('a'));
+    assert_eq!(main.name, "api:19080", "the environment's port now");
+    assert_eq!(main.env, "API_LOG=debug", "A's own env");
+    assert_eq!(w.lines().last(), Some(&('a', "rollback", Complete)));
+}
+
+/// A refusal touches nothing: a frozen config changed after it was applied
+/// (here its env: the image is still right) is refused before the target
+/// is asked to do anything, with no ledger line; B keeps running.
+#[test]
+fn a_frozen_config_that_no_longer_matches_the_ledger_is_refused_touching_nothing() {
+    let w = World::new("frozen-digest");
+    let a = w.deploy('a').release;
+    assert!(a.config_sha256.is_some(), "the digest is recorded");
+    w.deploy('b');
+    let frozen = a.config.clone().expect("frozen config");
+    let text = std::fs::read_to_string(&frozen).expect("frozen");
+    std::fs::write(&frozen, text.replace("env=", "env=API_ADMIN=1")).expect("edit");
+    let lines = w.lines().len();
+    let calls = w.mem.calls.borrow().len();
+    let mut req = w.request(RecordKind::Rollback, 'a');
+    req.config = Some(frozen.clone());
+    let err = w.execute(req).err().expect("refused").to_string();
+    assert!(
+        err.contains("was changed after it was applied")
+            && err.contains(&frozen.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(w.lines().len(), lines, "no ledger line");
+    assert_eq!(
+        w.mem.calls.borrow().len(),
+        calls,
+        "the target was not touched"
+    );
+    assert_eq!(w.runs(), Some(('b', true)));
+}
+
+/// Issue 23, item 9: the ledger is behind what runs (B's `complete` line
+/// torn away). A failed deploy restores B, the instance that ran before,
+/// and checks it against what the target said ran, not the ledger's A.
+#[test]
+fn a_torn_ledger_does_not_make_a_good_restore_look_failed() {
+    let w = World::new("torn-ledger");
+    w.deploy('a');
+    w.deploy('b');
+    let text = std::fs::read_to_string(w.ledger.path()).expect("ledger");
+    let keep: Vec<&str> = text.lines().collect();
+    let last = keep[keep.len() - 1];
+    let torn = format!(
+        "{}\n{}",
+        keep[..keep.len() - 1].join("\n"),
+        &last[..last.len() / 2]
+    );
+    std::fs::write(w.ledger.path(), torn).expect("tear");
+    w.mem.unhealthy.borrow_mut().insert(sha('c'));
+    let out = w.deploy('c');
+    assert_eq!(out.release.status, Failed);
+    assert_eq!(out.release.previous_sha, Some(sha('b')));
+    let rollback = out.auto_rollback.as_ref().expect("restored");
+    assert_eq!(rollback.status, Complete, "B verified");
+    assert_eq!(rollback.image_sha, sha('b'));
+    assert_eq!(out.release.left_on_sha, Some(sha('b')));
+    assert_eq!(w.runs(), Some(('b', true)));
+    let said = finish(&out, false).expect_err("non-zero").to_string();
+    assert!(
+        said.contains("rolled back automatically, staging runs bbbb"),
+        "{said}"
+    );
+}
+
+/// Issue 23, item 10: a release left `running` by a `kill -9` is recorded
+/// `abandoned` by the next one, before that one's own `running` line.
+#[test]
+fn the_next_release_records_a_dead_one_abandoned() {
+    let w = World::new("abandoned");
+    w.deploy('a');
+    let mut dead = w.deploy('a').release;
+    dead.id = "20260101T000000.000Z-bbbbbbbbbbbb".to_owned();
+    dead.image_sha = sha('b');
+    dead.status = Started;
+    w.ledger.append(&dead).expect("append");
+    assert!(w.deploy('c').ok());
+    assert_eq!(
+        w.lines()[4..],
+        [
+            ('b', "deploy", Started),
+            ('b', "deploy", Status::Abandoned),
+            ('c', "deploy", Started),
+            ('c', "deploy", Complete)
+        ]
+    );
 }

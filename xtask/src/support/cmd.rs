@@ -8,13 +8,104 @@
 //!
 //! All of a command's output goes to stderr, so stdout carries only the
 //! task's result (the JSON record with `--json`).
+//!
+//! Every child runs in a process group of its own, so a terminal's Ctrl-C
+//! reaches xtask alone (`support::interrupt` decides what the child gets),
+//! and every call has a deadline by its [`CallKind`]: a hung daemon ends
+//! the call (SIGTERM, then SIGKILL to its whole group), never the run.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::support::interrupt;
+
+/// What a call does, which bounds how long it may take. Each bound can be
+/// raised (or lowered) with `XTASK_DEADLINE_<KIND>=<seconds>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// Asks and changes nothing (`docker inspect`, `docker version`,
+    /// `curl` to a webhook): 60 s.
+    Query,
+    /// Changes a target in one short step (`docker run`, `stop`, `rm`,
+    /// `rename`): 180 s (`docker stop -t 30` included).
+    Change,
+    /// Moves or makes bytes (`docker build`, `push`, `pull`, a compile, a
+    /// chain transaction): 3600 s.
+    Transfer,
+}
+
+impl CallKind {
+    fn name(self) -> &'static str {
+        match self {
+            CallKind::Query => "QUERY",
+            CallKind::Change => "CHANGE",
+            CallKind::Transfer => "TRANSFER",
+        }
+    }
+
+    fn default_secs(self) -> u64 {
+        match self {
+            CallKind::Query => 60,
+            CallKind::Change => 180,
+            CallKind::Transfer => 3600,
+        }
+    }
+
+    /// The variable that overrides this kind's deadline.
+    pub fn variable(self) -> String {
+        format!("XTASK_DEADLINE_{}", self.name())
+    }
+
+    /// The bound: `XTASK_DEADLINE_<KIND>` seconds when set to a positive
+    /// number, else the default.
+    pub fn deadline(self) -> Duration {
+        let secs = std::env::var(self.variable())
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or_else(|| self.default_secs());
+        Duration::from_secs(secs)
+    }
+
+    /// The kind of a call by its program and subcommand: docker's are known;
+    /// anything else (cargo, git, cosign, kubectl, provider-services) may
+    /// move bytes and gets the long bound.
+    fn of(program: &str, args: &[Arg]) -> CallKind {
+        let words: Vec<&str> = args
+            .iter()
+            .map(|a| a.value.as_str())
+            .filter(|a| !a.starts_with('-'))
+            .take(2)
+            .collect();
+        let program = program.rsplit('/').next().unwrap_or(program);
+        match (program, words.as_slice()) {
+            ("curl" | "kill" | "id", _) => CallKind::Query,
+            ("docker", [group, sub, ..])
+                if ["container", "image", "network", "volume"].contains(group) =>
+            {
+                Self::docker(sub)
+            }
+            ("docker", [sub, ..]) => Self::docker(sub),
+            _ => CallKind::Transfer,
+        }
+    }
+
+    fn docker(sub: &str) -> CallKind {
+        match sub {
+            "inspect" | "version" | "info" | "port" | "ps" | "ls" | "images" | "logs"
+            | "history" => CallKind::Query,
+            "build" | "push" | "pull" | "save" | "load" | "commit" | "export" | "import" => {
+                CallKind::Transfer
+            }
+            _ => CallKind::Change,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Arg {
@@ -32,6 +123,8 @@ pub struct Cmd {
     dir: Option<PathBuf>,
     /// Fed to the child's stdin; a secret (a mnemonic), never printed.
     stdin: Option<String>,
+    /// Overrides the deadline of the call's kind.
+    deadline: Option<Duration>,
 }
 
 /// What a finished command left behind.
@@ -99,7 +192,18 @@ impl Cmd {
             clear_env: false,
             dir: None,
             stdin: None,
+            deadline: None,
         }
+    }
+
+    /// A bound for this call other than its kind's (see [`CallKind`]).
+    pub fn deadline(mut self, deadline: Duration) -> Cmd {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    fn kind(&self) -> CallKind {
+        CallKind::of(&self.program, &self.args)
     }
 
     pub fn arg(mut self, value: impl Into<String>) -> Cmd {
@@ -121,7 +225,10 @@ impl Cmd {
         self
     }
 
-    /// An argument that must never be printed (a webhook URL, a token).
+    /// An argument that must never be printed. It is still readable by any
+    /// user of the host for the length of the call (`ps`): a token goes on
+    /// stdin ([`Cmd::secret_stdin`]) when the tool can read it there.
+    #[allow(dead_code)] // no caller left since the webhook URL moved to stdin
     pub fn secret_arg(mut self, value: impl Into<String>) -> Cmd {
         self.args.push(Arg {
             value: value.into(),
@@ -181,7 +288,14 @@ impl Cmd {
             Some(input) => expr.stdin_bytes(format!("{input}\n")),
             None => expr.stdin_null(),
         };
-        expr.unchecked()
+        // A group of its own: a terminal's Ctrl-C reaches xtask, not the
+        // child, and a stuck call is ended with its own children.
+        expr.before_spawn(|command| {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+            Ok(())
+        })
+        .unchecked()
     }
 
     fn echo(&self) {
@@ -204,18 +318,19 @@ impl Cmd {
     /// terminal: cargo's colours and progress bar survive.)
     pub fn run(&self) -> anyhow::Result<()> {
         self.echo();
-        let out = self
+        let handle = self
             .expression()
             .stdout_to_stderr()
-            .run()
+            .start()
             .map_err(|e| self.spawn_error(e))?;
+        let out = self.wait(&handle, false)?;
         if !out.status.success() {
             bail!("`{self}` failed ({})", describe(out.status));
         }
         Ok(())
     }
 
-    /// Like [`Cmd::run`], but a Ctrl-C or SIGTERM (see `support::interrupt`)
+    /// Like [`Cmd::run`], but any Ctrl-C or SIGTERM (see `support::interrupt`)
     /// kills the child and fails at once, so the caller's cleanup runs: for
     /// long steps whose half-done result is thrown away (a compile, an image
     /// build), never for a step that changes a target.
@@ -226,36 +341,26 @@ impl Cmd {
             .stdout_to_stderr()
             .start()
             .map_err(|e| self.spawn_error(e))?;
-        loop {
-            let done = handle
-                .try_wait()
-                .with_context(|| format!("waiting for `{self}`"))?;
-            if let Some(out) = done {
-                if crate::support::interrupt::requested() {
-                    bail!("`{}` was stopped", self.program);
-                }
-                if !out.status.success() {
-                    bail!("`{self}` failed ({})", describe(out.status));
-                }
-                return Ok(());
-            }
-            if crate::support::interrupt::requested() {
-                let _ = handle.kill();
-                bail!("`{}` was stopped", self.program);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        let out = self.wait(&handle, true)?;
+        if interrupt::requested() {
+            bail!("`{}` was stopped", self.program);
         }
+        if !out.status.success() {
+            bail!("`{self}` failed ({})", describe(out.status));
+        }
+        Ok(())
     }
 
     /// Run and capture both streams; a non-zero exit is the caller's to judge.
     pub fn output(&self) -> anyhow::Result<Output> {
         self.echo();
-        let out = self
+        let handle = self
             .expression()
             .stdout_capture()
             .stderr_capture()
-            .run()
+            .start()
             .map_err(|e| self.spawn_error(e))?;
+        let out = self.wait(&handle, false)?;
         Ok(Output {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -291,18 +396,91 @@ impl Cmd {
             .stderr_file(err_w)
             .start()
             .map_err(|e| self.spawn_error(e))?;
+        let out_thread = std::thread::spawn(move || copy_lines(BufReader::new(out_r)));
         let err_thread = std::thread::spawn(move || copy_lines(BufReader::new(err_r)));
-        let stdout = copy_lines(BufReader::new(out_r));
-        let stderr = err_thread.join().unwrap_or_default();
-        let out = handle
-            .into_output()
-            .with_context(|| format!("waiting for `{self}`"))?;
+        let out = self.wait(&handle, false)?;
         Ok(Output {
             status: out.status,
-            stdout,
-            stderr,
+            stdout: out_thread.join().unwrap_or_default(),
+            stderr: err_thread.join().unwrap_or_default(),
         })
     }
+
+    /// Wait for a started child. Its deadline (see [`CallKind`]) and a
+    /// signal that arrives while it runs (see `support::interrupt`; any
+    /// signal when `any_interrupt`) end it, with its whole process group,
+    /// and fail with one line saying so.
+    fn wait(
+        &self,
+        handle: &duct::Handle,
+        any_interrupt: bool,
+    ) -> anyhow::Result<std::process::Output> {
+        let kind = self.kind();
+        let limit = self.deadline.unwrap_or_else(|| kind.deadline());
+        let started = Instant::now();
+        let signals_at_start = interrupt::count();
+        // process_group(0): the child's pid is its group's id.
+        let group = handle.pids().first().copied();
+        if let Some(g) = group {
+            interrupt::track(g);
+        }
+        // Quick calls are seen as soon as they end: the pause between two
+        // looks grows from 1 ms to 20 ms.
+        let mut pause = Duration::from_millis(1);
+        let result = loop {
+            match handle.try_wait() {
+                Ok(Some(out)) => break Ok(out.clone()),
+                Ok(None) => {}
+                Err(e) => break Err(anyhow::anyhow!("waiting for `{self}`: {e}")),
+            }
+            let why = if (any_interrupt && interrupt::requested())
+                || interrupt::ends_call(signals_at_start)
+            {
+                let signal = if interrupt::terminated() {
+                    "SIGTERM"
+                } else {
+                    "Ctrl-C"
+                };
+                Some(format!("`{}` was stopped ({signal})", self.program))
+            } else if started.elapsed() >= limit {
+                Some(format!(
+                    "`{self}` did not finish within {limit:?}, the deadline of a {} call, and was ended; if it needs longer, set {}=<seconds>",
+                    kind.name().to_ascii_lowercase(),
+                    kind.variable()
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                end(handle, group);
+                break Err(anyhow::anyhow!(why));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        };
+        if let Some(g) = group {
+            interrupt::untrack(g);
+        }
+        result
+    }
+}
+
+/// End a child and everything in its process group: SIGTERM, two seconds
+/// to go, then SIGKILL; reaped, so nothing is left behind.
+fn end(handle: &duct::Handle, group: Option<u32>) {
+    if let Some(g) = group {
+        interrupt::signal_group("TERM", g);
+        let grace = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < grace {
+            if matches!(handle.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        interrupt::signal_group("KILL", g);
+    }
+    let _ = handle.kill();
+    let _ = handle.wait();
 }
 
 /// Each line to our stderr (indented) as it comes, and all of it captured.
@@ -531,6 +709,72 @@ mod tests {
         );
         assert!(!err.contains("--help"), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    fn gone(pid: &str) -> bool {
+        // A killed process reparented to an init that does not reap is a
+        // zombie: dead all the same.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    }
+
+    /// A call that hangs (a daemon that never answers) is ended at its
+    /// deadline with everything it started, and says which bound to raise.
+    #[test]
+    fn a_stuck_call_is_ended_at_its_deadline_with_its_whole_group() {
+        let dir = std::env::temp_dir().join(format!("xtask-cmd-stuck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let pid_file = dir.join("grandchild.pid");
+        let script = format!("sleep 300 & echo $! > '{}'; wait", pid_file.display());
+        for run in [
+            |c: &Cmd| c.output().map(drop),
+            |c: &Cmd| c.run(),
+            |c: &Cmd| c.tee().map(drop),
+        ] {
+            let _ = std::fs::remove_file(&pid_file);
+            let cmd = Cmd::new("sh")
+                .args(["-c", &script])
+                .deadline(Duration::from_millis(400));
+            let started = Instant::now();
+            let err = run(&cmd).expect_err("ended").to_string();
+            assert!(
+                err.contains("did not finish within 400ms")
+                    && err.contains("XTASK_DEADLINE_TRANSFER"),
+                "{err}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(10), "bounded");
+            let pid = std::fs::read_to_string(&pid_file).expect("the grandchild started");
+            let pid = pid.trim();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !gone(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(gone(pid), "the grandchild {pid} was left running");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn each_call_has_a_kind_and_so_a_deadline() {
+        let kind = |program: &str, args: &[&str]| Cmd::new(program).args(args.to_vec()).kind();
+        assert_eq!(
+            kind("docker", &["container", "inspect", "x"]),
+            CallKind::Query
+        );
+        assert_eq!(
+            kind("docker", &["version", "--format", "x"]),
+            CallKind::Query
+        );
+        assert_eq!(kind("docker", &["stop", "-t", "30", "x"]), CallKind::Change);
+        assert_eq!(kind("docker", &["run", "--detach", "x"]), CallKind::Change);
+        assert_eq!(kind("docker", &["push", "x"]), CallKind::Transfer);
+        assert_eq!(kind("/usr/bin/curl", &["--config", "-"]), CallKind::Query);
+        assert_eq!(kind("cargo", &["build"]), CallKind::Transfer);
+        assert_eq!(CallKind::Query.variable(), "XTASK_DEADLINE_QUERY");
+        assert!(CallKind::Query.deadline() <= CallKind::Change.deadline());
     }
 
     #[test]

@@ -45,28 +45,14 @@ impl Project {
         }
     }
 
+    /// `deploy/release.json`, or the file `XTASK_CONFIG` names; parsed and
+    /// validated as a whole (see [`ReleaseConfig::validate`]) before any
+    /// task touches anything.
     pub fn release_config(&self) -> anyhow::Result<ReleaseConfig> {
-        let (path, explicit) = match std::env::var_os("XTASK_CONFIG") {
-            Some(path) => (self.root.join(path), true),
-            None => (self.root.join("deploy/release.json"), false),
-        };
-        if !path.exists() {
-            if explicit {
-                anyhow::bail!(
-                    "XTASK_CONFIG names {}, which does not exist: fix the path or unset it",
-                    path.display()
-                );
-            }
-            return Ok(ReleaseConfig::default());
+        match std::env::var_os("XTASK_CONFIG") {
+            Some(path) => ReleaseConfig::load(&self.root.join(path), true),
+            None => ReleaseConfig::load(&self.root.join("deploy/release.json"), false),
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not a valid release config: {e}; see deploy/release.json and docs/decisions.md for its shape",
-                path.display()
-            )
-        })
     }
 }
 
@@ -80,6 +66,10 @@ pub struct ReleaseConfig {
     pub environments: BTreeMap<Environment, EnvironmentConfig>,
     /// The akash target's pinned CLI and placement (`targets::akash::settings`).
     pub akash: Option<crate::targets::akash::settings::AkashConfig>,
+    /// The file named by `XTASK_CONFIG`: it must name every environment it
+    /// is used for (a config that does not is refused, never defaulted).
+    #[serde(skip)]
+    pub explicit: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -112,9 +102,132 @@ pub struct EnvironmentConfig {
     pub policy: crate::supply::policy::Policy,
 }
 
+/// Docker's rule for container names (moby `daemon/names/names.go`:
+/// `RestrictedNameChars = [a-zA-Z0-9][a-zA-Z0-9_.-]`, `RestrictedNamePattern
+/// = ^RestrictedNameChars+$`): a letter or digit, then at least one more of
+/// letters, digits, `_`, `.`, `-`.
+fn valid_container_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// A variable name a process environment can carry: `[A-Za-z_][A-Za-z0-9_]*`.
+fn valid_variable(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl EnvironmentConfig {
+    /// The host port the docker target publishes (staging 18080,
+    /// production 18081 unless set).
+    pub fn port_or_default(&self, env: Environment) -> u16 {
+        self.port.unwrap_or(match env {
+            Environment::Staging => 18080,
+            Environment::Production => 18081,
+        })
+    }
+
+    /// The docker target's container name (`xtask-api-<env>` unless set).
+    pub fn container_or_default(&self, env: Environment) -> String {
+        self.container
+            .clone()
+            .unwrap_or_else(|| format!("xtask-api-{env}"))
+    }
+}
+
 impl ReleaseConfig {
-    pub fn environment(&self, env: Environment) -> EnvironmentConfig {
-        self.environments.get(&env).cloned().unwrap_or_default()
+    /// Read and validate a config file. A missing file is the built-in
+    /// defaults, unless it was named explicitly (`explicit`).
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<ReleaseConfig> {
+        if !path.exists() {
+            if explicit {
+                anyhow::bail!(
+                    "XTASK_CONFIG names {}, which does not exist: fix the path or unset it",
+                    path.display()
+                );
+            }
+            return Ok(ReleaseConfig::default());
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config: ReleaseConfig = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a valid release config: {e}; see deploy/release.json and docs/decisions.md for its shape",
+                path.display()
+            )
+        })?;
+        config.validate().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}; nothing was touched: fix the file and run again",
+                path.display()
+            )
+        })?;
+        config.explicit = explicit.then(|| path.to_path_buf());
+        Ok(config)
+    }
+
+    /// The whole file at once, before anything is touched: every port is a
+    /// real one and no two environments share a port or a container name
+    /// (the docker target's defaults count), names are names docker takes,
+    /// `env` keys are variable names.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let all = [Environment::Staging, Environment::Production];
+        for env in all {
+            let Some(c) = self.environments.get(&env) else {
+                continue;
+            };
+            if c.port == Some(0) {
+                anyhow::bail!(
+                    "environments.{env}.port is 0 (a random port each run): give {env} a fixed port between 1 and 65535"
+                );
+            }
+            if let Some(name) = &c.container
+                && !valid_container_name(name)
+            {
+                anyhow::bail!(
+                    "environments.{env}.container `{name}` is not a docker container name (a letter or digit, then letters, digits, `_`, `.` or `-`)"
+                );
+            }
+            if let Some(key) = c.env.keys().find(|k| !valid_variable(k)) {
+                anyhow::bail!(
+                    "environments.{env}.env has `{key}`, which is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                );
+            }
+        }
+        let [a, b] = all.map(|env| self.environments.get(&env).cloned().unwrap_or_default());
+        let (sa, sb) = (Environment::Staging, Environment::Production);
+        if a.port_or_default(sa) == b.port_or_default(sb) {
+            anyhow::bail!(
+                "staging and production both use port {}: each environment needs its own port",
+                a.port_or_default(sa)
+            );
+        }
+        if a.container_or_default(sa) == b.container_or_default(sb) {
+            anyhow::bail!(
+                "staging and production both use container `{}`: each environment needs its own container name",
+                a.container_or_default(sa)
+            );
+        }
+        Ok(())
+    }
+
+    /// The settings of `env`. An explicit config (`XTASK_CONFIG`) that does
+    /// not name `env` is refused: falling back to the defaults would run a
+    /// second instance beside the real one and record it as `env`'s.
+    pub fn environment(&self, env: Environment) -> anyhow::Result<EnvironmentConfig> {
+        match (self.environments.get(&env), &self.explicit) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, Some(path)) => anyhow::bail!(
+                "XTASK_CONFIG names {}, which has no `environments.{env}`: an explicit config must name the environment it is used for; add it there, or point XTASK_CONFIG at {env}'s config",
+                path.display()
+            ),
+            (None, None) => Ok(EnvironmentConfig::default()),
+        }
     }
 }
 
@@ -202,5 +315,96 @@ impl RepositoryArgs {
             staging,
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str, text: &str, explicit: bool) -> anyhow::Result<ReleaseConfig> {
+        let dir = std::env::temp_dir().join(format!("xtask-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("release.json");
+        std::fs::write(&path, text).expect("write");
+        ReleaseConfig::load(&path, explicit)
+    }
+
+    /// `XTASK_CONFIG` holding `{}` used to deploy a second staging container
+    /// on the default port: an explicit config must name the environment.
+    #[test]
+    fn an_explicit_config_without_the_environment_is_refused_naming_the_file() {
+        let config = load("explicit", "{}", true).expect("parses");
+        let err = config
+            .environment(Environment::Staging)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("XTASK_CONFIG names")
+                && err.contains("release.json")
+                && err.contains("no `environments.staging`"),
+            "{err}"
+        );
+        // The checked-in default (not named by XTASK_CONFIG) keeps its defaults.
+        let implicit = load("implicit", "{}", false).expect("parses");
+        assert_eq!(
+            implicit
+                .environment(Environment::Staging)
+                .expect("defaults")
+                .port_or_default(Environment::Staging),
+            18080
+        );
+        let named = load(
+            "named",
+            r#"{"environments": {"staging": {"port": 19000}}}"#,
+            true,
+        )
+        .expect("valid");
+        assert_eq!(
+            named.environment(Environment::Staging).expect("named").port,
+            Some(19000)
+        );
+        assert!(named.environment(Environment::Production).is_err());
+    }
+
+    #[test]
+    fn the_whole_config_is_validated_when_it_is_read() {
+        let cases = [
+            (
+                r#"{"environments": {"staging": {"port": 19000}, "production": {"port": 19000}}}"#,
+                "staging and production both use port 19000",
+            ),
+            (
+                // A port set for one equal to the other's default.
+                r#"{"environments": {"staging": {"port": 18081}}}"#,
+                "both use port 18081",
+            ),
+            (
+                r#"{"environments": {"production": {"port": 0}}}"#,
+                "environments.production.port is 0",
+            ),
+            (
+                r#"{"environments": {"staging": {"container": "api"}, "production": {"container": "api"}}}"#,
+                "both use container `api`",
+            ),
+            (
+                r#"{"environments": {"staging": {"container": "my api"}}}"#,
+                "`my api` is not a docker container name",
+            ),
+            (
+                r#"{"environments": {"staging": {"env": {"API LOG": "x"}}}}"#,
+                "`API LOG`, which is not a variable name",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = load("invalid", text, false).expect_err(text).to_string();
+            assert!(
+                err.contains(expected) && err.contains("nothing was touched"),
+                "{text}: {err}"
+            );
+            assert!(err.contains("release.json"), "names the file: {err}");
+        }
+        let repo_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/release.json");
+        ReleaseConfig::load(&repo_config, false).expect("the checked-in config is valid");
     }
 }

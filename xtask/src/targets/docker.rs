@@ -62,16 +62,10 @@ impl Container {
 
 impl Docker {
     pub fn new(environment: Environment, settings: &EnvironmentConfig, state_dir: &Path) -> Docker {
-        let default_port = match environment {
-            Environment::Staging => 18080,
-            Environment::Production => 18081,
-        };
+        // The defaults live with the config, which checks them for clashes.
         Docker {
-            container: settings
-                .container
-                .clone()
-                .unwrap_or_else(|| format!("xtask-api-{environment}")),
-            port: settings.port.unwrap_or(default_port),
+            container: settings.container_or_default(environment),
+            port: settings.port_or_default(environment),
             env: settings.env.clone(),
             environment,
             state_dir: state_dir.display().to_string(),
@@ -253,6 +247,15 @@ impl Target for Docker {
         read(config)?.image.parse()
     }
 
+    /// The release's env comes back with its image; container, port and
+    /// labels are the environment's now (issue 23).
+    fn carry_over(&self, frozen: &Path, fresh: &Path) -> anyhow::Result<()> {
+        let env = read(frozen)?.env;
+        let mut config = read(fresh)?;
+        config.env = env;
+        crate::support::output::write_file(fresh, &config)
+    }
+
     fn plan(&self, config: &Path, keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>> {
         let config = read(config)?;
         let mut cmds: Vec<String> = self
@@ -268,13 +271,15 @@ impl Target for Docker {
         let config = read(config)?;
         let env = config.labels.get(ENVIRONMENT_LABEL);
         if config.container != self.container || env != Some(&self.environment.to_string()) {
-            bail!(
-                "that release config is for container {} ({}), not {} ({}): it belongs to another environment",
+            // Refused before anything is stopped: nothing to restore.
+            return Err(super::NothingChanged(format!(
+                "that release config is for container {} ({}), but {}'s container is {}: nothing was changed",
                 config.container,
                 env.map_or("no environment", String::as_str),
+                self.environment,
                 self.container,
-                self.environment
-            );
+            ))
+            .into());
         }
         for cmd in self.set_aside_cmds(keep)? {
             cmd.read()?;

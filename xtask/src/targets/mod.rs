@@ -84,6 +84,13 @@ pub trait Target {
     fn preflight(&self) -> anyhow::Result<()>;
     /// Write this release's config into `dir`; returns its path.
     fn render(&self, image: &ImageRef, release_id: &str, dir: &Path) -> anyhow::Result<PathBuf>;
+    /// A rollback (and a restore) renders the config afresh, so the
+    /// environment's port and names are what the config says now, then
+    /// takes from the release's frozen config what belongs to the release:
+    /// the service's settings (docker: its env). Default: nothing.
+    fn carry_over(&self, _frozen: &Path, _fresh: &Path) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// The image a rendered (or frozen) config runs: checked against the
     /// registry before it is applied.
     fn image_in(&self, config: &Path) -> anyhow::Result<ImageRef>;
@@ -107,6 +114,12 @@ pub trait Target {
     fn rollout_overlaps(&self) -> bool {
         true
     }
+    /// The longest verification this target allows (`--verify-timeout` is
+    /// cut to it): a provider that closes a failing workload's lease by
+    /// itself (akash) must see the failed release replaced before that.
+    fn max_verify(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The target an environment runs on: `--target` when given; in CI the
@@ -117,7 +130,7 @@ pub fn select(
     env: Environment,
     requested: Option<TargetKind>,
 ) -> anyhow::Result<Box<dyn Target>> {
-    let settings = project.release_config()?.environment(env);
+    let settings = project.release_config()?.environment(env)?;
     let configured = std::env::var_os("CI").and(settings.target);
     let kind = requested.or(configured).unwrap_or(TargetKind::Docker);
     Ok(for_environment(kind, env, &settings, project))

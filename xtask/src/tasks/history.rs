@@ -1,6 +1,11 @@
 //! `cargo xtask history --env …`: the release ledger, newest first.
+//!
+//! A release still `running` while no live process holds the lock was
+//! killed (`kill -9`): it is shown `abandoned` (the next release records it
+//! so in the ledger).
 
-use crate::ledger::{Ledger, Status};
+use crate::ledger::lock::{self, LockState};
+use crate::ledger::{Ledger, Release, Status};
 use crate::model::environment::Environment;
 use crate::support::output;
 use crate::support::project::Project;
@@ -17,7 +22,10 @@ pub struct Args {
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     let ledger = Ledger::open(project, args.env);
-    let releases = ledger.read_reporting()?;
+    let releases = shown_abandoned(
+        ledger.read_reporting()?,
+        &lock::inspect(&project.state_dir(), args.env),
+    );
     if releases.is_empty() && !args.json {
         output::print_text(format_args!(
             "no releases of {} yet ({})",
@@ -56,4 +64,20 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Releases `running` while the lock is free or stale, as `abandoned`, with
+/// a note saying why; unchanged while a live process holds the lock.
+pub fn shown_abandoned(mut releases: Vec<Release>, lock: &LockState) -> Vec<Release> {
+    if matches!(lock, LockState::Held(_)) {
+        return releases;
+    }
+    for r in releases.iter_mut().filter(|r| r.status == Status::Running) {
+        eprintln!(
+            "note: release {} is `running` in the ledger but no live process holds the {} lock: its process died, shown as abandoned (the next deploy or rollback records it)",
+            r.id, r.environment
+        );
+        r.status = Status::Abandoned;
+    }
+    releases
 }

@@ -139,7 +139,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             prev.image_sha.clone()
         }
     };
-    let policy = project.release_config()?.environment(c.env).policy;
+    let policy = project.release_config()?.environment(c.env)?.policy;
     let chosen = choose_digest(&args, project, &releases, &sha, policy)?;
     let recorded = chosen.as_ref().and_then(|(_, _, r)| r.clone());
     let repos = c.repos.resolve(project)?;
@@ -257,7 +257,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 .filter(|r| r.image_digest == image_digest)
                 .and_then(|r| r.config),
             reason: Some(Reason::Manual),
-            verify_timeout: c.verify_timeout(),
+            verify_timeout: c.verify_timeout(&*target),
             initiated_by: git::actor(&project.root),
         },
         &c.engine(&*target, &ledger, project),

@@ -140,7 +140,7 @@ pub fn report(env: Environment, releases: &[&Release], policy: Policy) -> Report
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     let releases = Ledger::open(project, args.env).read_reporting()?;
-    let policy = project.release_config()?.environment(args.env).policy;
+    let policy = project.release_config()?.environment(args.env)?.policy;
     // Releases that reached the environment: completed ones.
     let complete: Vec<&Release> = releases
         .iter()

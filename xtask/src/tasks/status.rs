@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::ledger::lock::{self, LockState};
 use crate::ledger::{self, Ledger, Status};
 use crate::model::environment::Environment;
 use crate::model::sha::GitSha;
@@ -39,7 +40,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         )
     })?;
     let ledger = Ledger::open(project, env);
-    let releases = ledger.read_reporting()?;
+    let lock = lock::inspect(&project.state_dir(), env);
+    let releases = super::history::shown_abandoned(ledger.read_reporting()?, &lock);
     let current = ledger::current(&releases);
     let latest = releases.last();
     let (healthy, reported_sha) = match &running.url {
@@ -73,6 +75,12 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         "reported_sha": reported_sha,
         "ledger_release": current.map(|c| &c.id),
         "ledger_latest": latest.map(|l| serde_json::json!({"id": l.id, "status": l.status, "image_sha": l.image_sha})),
+        "last_verified": current.map(|c| serde_json::json!({"id": c.id, "image_sha": c.image_sha, "image_ref": c.image_ref, "config": c.config, "at": c.at})),
+        "lock": match &lock {
+            LockState::Free => serde_json::json!({"state": "free"}),
+            LockState::Held(who) => serde_json::json!({"state": "held", "by": who}),
+            LockState::Stale(why) => serde_json::json!({"state": "stale", "why": why}),
+        },
         "at": output::now_rfc3339(),
     });
     if args.json {
@@ -90,27 +98,68 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             None => output::print_text(format!("{env} on {}: nothing deployed", target.kind()))?,
         }
     }
-    if let Some(l) = latest.filter(|l| l.status == Status::Running) {
+    // The one command that brings the last verified release back, exactly
+    // as it must be typed now (a stale lock needs --force-unlock).
+    let way_back = current.map(|c| {
+        let force = if matches!(lock, LockState::Stale(_)) {
+            " --force-unlock"
+        } else {
+            ""
+        };
+        format!("cargo xtask rollback {} --env {env}{force}", c.image_sha)
+    });
+    if let Some(c) = current {
         eprintln!(
-            "warning: release {} ({}) never finished: its process died mid-release or still runs; if no deploy is running, `cargo xtask deploy …` or `rollback …` with --force-unlock restores a verified release",
-            l.id, l.image_sha
+            "last verified release: {} ({}, {} at {}), its config frozen at {}",
+            c.image_sha,
+            c.id,
+            c.record_name(),
+            c.at,
+            c.config
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |p| p.display().to_string())
         );
     }
+    if let LockState::Held(who) = &lock {
+        eprintln!("note: a release is in progress ({who}): what runs may change");
+    }
+    if let Some(l) = latest.filter(|l| l.status == Status::Abandoned) {
+        eprintln!(
+            "warning: release {} ({} of {}) never finished: its process died mid-release{}",
+            l.id,
+            l.record_name(),
+            l.image_sha,
+            way_back
+                .as_ref()
+                .filter(
+                    |_| current.is_some_and(|c| running.image_sha.as_ref() != Some(&c.image_sha))
+                )
+                .map_or_else(String::new, |w| format!(
+                    "; to serve the last verified release again: `{w}`"
+                ))
+        );
+    }
+    let back = |w: &Option<String>| {
+        w.as_ref().map_or_else(String::new, |w| {
+            format!("; to serve the last verified release again: `{w}`")
+        })
+    };
     match (&running.image_sha, current) {
         (None, Some(c)) if running.url.is_none() => bail!(
-            "{env} runs nothing on {}, but the ledger's last verified release is {} ({}): the instance is gone; bring it back with `cargo xtask rollback {} --env {env}`",
+            "{env} runs nothing on {}, but the ledger's last verified release is {} ({}){}",
             target.kind(),
             c.image_sha,
             c.id,
-            c.image_sha
+            back(&way_back)
         ),
         (None, _) if running.url.is_none() => Ok(()),
         (sha, _) if !healthy || reported_sha.is_none() || reported_sha != *sha => bail!(
-            "{env} is NOT serving what the {} target runs ({}): health {}, /version reports {}; see docs/rollback.md",
+            "{env} is NOT serving what the {} target runs ({}): health {}, /version reports {}{}; see docs/rollback.md",
             target.kind(),
             sha.as_ref().map_or("-", GitSha::as_str),
             if healthy { "ok" } else { "not ok" },
-            reported_sha.as_ref().map_or("nothing", GitSha::as_str)
+            reported_sha.as_ref().map_or("nothing", GitSha::as_str),
+            back(&way_back)
         ),
         _ => Ok(()),
     }

@@ -7,13 +7,16 @@
 mod support;
 
 mod akash;
+mod careless;
 mod ci_build;
 mod cli;
 mod deploy;
 mod lints;
 mod manifests;
+mod metrics;
 mod proof;
 mod registry;
+mod report;
 mod standin;
 mod supply;
 mod truth;

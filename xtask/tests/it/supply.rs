@@ -321,10 +321,14 @@ impl Env {
         containers.container(&container);
         containers.container(&format!("{container}-previous"));
         let config = state.join("release.json");
-        let env = json!({"port": free_port(), "container": container, "env": {"API_LOG": "warn"}, "policy": policy});
+        // Each environment its own port and container: a config that
+        // shares them is refused as a whole.
+        containers.container(&format!("{container}-production"));
+        containers.container(&format!("{container}-production-previous"));
+        let env = |name: &str| json!({"port": free_port(), "container": name, "env": {"API_LOG": "warn"}, "policy": policy});
         std::fs::write(
             &config,
-            json!({"environments": {"staging": env, "production": env}}).to_string(),
+            json!({"environments": {"staging": env(&container), "production": env(&format!("{container}-production"))}}).to_string(),
         )
         .expect("config");
         Env {

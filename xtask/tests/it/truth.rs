@@ -132,9 +132,12 @@ fn only_containers_labelled_as_this_environments_are_replaced() {
         ])
         .env("XTASK_CONFIG", &crossed)
         .run();
+    // Refused when the config is read, before docker is asked anything.
     let err = run.single_error();
     assert!(
-        err.contains(&format!("container {container} belongs to staging")),
+        err.contains(&format!(
+            "staging and production both use container `{container}`"
+        )) && err.contains("nothing was touched"),
         "{err}"
     );
     stage.assert_runs("staging", &w.a.sha);
