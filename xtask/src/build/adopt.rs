@@ -3,6 +3,11 @@
 //! when its revision label is this SHA and both its binary label and the
 //! `/api` it really holds hash to what the clean build produced; otherwise
 //! it refuses, naming both. `verify-build` reads images the same way.
+//!
+//! Issue 24: the same `/api` is not enough (an extra layer, `USER 0:0`,
+//! `ENTRYPOINT ["/evil"]` keep it): the image is adopted only when its
+//! layers and run config (entrypoint, cmd, user, env, exposed ports,
+//! working dir) are those of the image a clean build of the commit gives.
 
 use std::path::Path;
 
@@ -92,9 +97,126 @@ pub fn check_binary(
     )
 }
 
+/// What an image runs as: the parts of its config that decide what
+/// executes, as whom, with what (labels are checked on their own).
+#[derive(Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct RunConfig {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub user: String,
+    pub env: Option<Vec<String>>,
+    pub exposed_ports: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    pub working_dir: String,
+}
+
+impl RunConfig {
+    /// `docker image inspect --format '{{json .Config}}'` of a local image.
+    pub fn of(reference: &str) -> anyhow::Result<RunConfig> {
+        let text = crate::support::docker::docker()
+            .args([
+                "image",
+                "inspect",
+                "--format",
+                "{{json .Config}}",
+                reference,
+            ])
+            .read()?;
+        parse_config(&text)
+    }
+
+    /// Each field that differs: `name: image … , clean build …`.
+    pub fn differences(&self, built: &RunConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name} {a} (a clean build: {b})"));
+            }
+        };
+        cmp(
+            "entrypoint",
+            format!("{:?}", self.entrypoint),
+            format!("{:?}", built.entrypoint),
+        );
+        cmp("cmd", format!("{:?}", self.cmd), format!("{:?}", built.cmd));
+        cmp(
+            "user",
+            format!("{:?}", self.user),
+            format!("{:?}", built.user),
+        );
+        cmp("env", format!("{:?}", self.env), format!("{:?}", built.env));
+        let ports = |c: &RunConfig| {
+            format!(
+                "{:?}",
+                c.exposed_ports
+                    .as_ref()
+                    .map(|p| p.keys().collect::<Vec<_>>())
+            )
+        };
+        cmp("exposed ports", ports(self), ports(built));
+        cmp(
+            "working dir",
+            format!("{:?}", self.working_dir),
+            format!("{:?}", built.working_dir),
+        );
+        out
+    }
+}
+
+fn parse_config(text: &str) -> anyhow::Result<RunConfig> {
+    serde_json::from_str(text.trim())
+        .map_err(|e| anyhow::anyhow!("docker printed an unreadable image config: {e}"))
+}
+
+/// Checked after the clean image is built: same layers (diff_ids, in
+/// order) and the same run config, else refused naming each difference.
+pub fn check_image(
+    found: &Found,
+    tag: &str,
+    built_layers: &[Digest],
+    built_config: &RunConfig,
+) -> anyhow::Result<()> {
+    let mut differences = Vec::new();
+    if found.layers != built_layers {
+        let list = |l: &[Digest]| l.iter().map(Digest::as_str).collect::<Vec<_>>().join(", ");
+        differences.push(format!(
+            "layers [{}] (a clean build: [{}])",
+            list(&found.layers),
+            list(built_layers)
+        ));
+    }
+    differences.extend(RunConfig::of(&found.by_digest)?.differences(built_config));
+    if differences.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{tag} exists ({}) with the right /api but is not the image a clean build makes: {}; refusing to adopt it. Investigate, then delete the tag or rebuild over it with --force",
+        found.by_digest,
+        differences.join("; ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_evil_run_config_is_named_field_by_field() {
+        let built = parse_config(r#"{"User":"65532:65532","Env":["API_PORT=8080"],"ExposedPorts":{"8080/tcp":{}},"Entrypoint":["/api"],"Cmd":null,"WorkingDir":"","Labels":{"a":"b"}}"#).expect("built");
+        let evil = parse_config(r#"{"User":"0:0","Env":["API_PORT=8080"],"ExposedPorts":{"8080/tcp":{},"22/tcp":{}},"Entrypoint":["/evil"],"Cmd":null,"WorkingDir":"","Labels":{"a":"c"}}"#).expect("evil");
+        assert!(
+            built.differences(&built).is_empty(),
+            "labels are not compared here"
+        );
+        let d = evil.differences(&built).join("; ");
+        assert!(d.contains("entrypoint Some([\"/evil\"])"), "{d}");
+        assert!(
+            d.contains("user \"0:0\" (a clean build: \"65532:65532\")"),
+            "{d}"
+        );
+        assert!(d.contains("exposed ports") && d.contains("22/tcp"), "{d}");
+        assert!(!d.contains("env"), "{d}");
+    }
 
     fn found(revision: Option<&str>, label: Option<&str>) -> Found {
         Found {

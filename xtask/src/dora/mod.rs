@@ -182,6 +182,10 @@ pub fn compute(input: Input) -> Report {
     };
     for &i in &window {
         let r = &rs[i];
+        // A refusal (issue 24) never touched the target: not a release.
+        if r.status == Status::Refused {
+            continue;
+        }
         match r.record {
             RecordKind::Deploy => {
                 counts.deploys += 1;
@@ -191,6 +195,7 @@ pub fn compute(input: Input) -> Report {
                     Status::Interrupted => counts.interrupted_deploys += 1,
                     // Abandoned: its process died mid-release (issue 23).
                     Status::Running | Status::Abandoned => counts.unfinished += 1,
+                    Status::Refused => {}
                 }
             }
             RecordKind::Rollback => {

@@ -38,6 +38,9 @@ pub enum Status {
     Complete,
     Failed,
     Interrupted,
+    /// Refused before the target was touched (a strict check, a proof
+    /// naming another commit): recorded so the audit shows the attempt.
+    Refused,
     /// Its process died mid-release (`kill -9`, power loss): found `running`
     /// by the next release, which holds the lock, so nothing runs it.
     Abandoned,
@@ -50,6 +53,7 @@ impl std::fmt::Display for Status {
             Status::Complete => "complete",
             Status::Failed => "failed",
             Status::Interrupted => "interrupted",
+            Status::Refused => "refused",
             Status::Abandoned => "abandoned",
         })
     }

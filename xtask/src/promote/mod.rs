@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! vX.Y.Z ─► annotated git tag ─► its commit is on main ─► <canonical>:<sha> exists (digest D)
+//!        ─► policy + proof: signature, SBOM, provenance; /api = label = provenance = record
 //!        ─► <canonical>:X.Y.Z: absent → pull @D, tag, push, read back D | D → no-op | other → refused
-//!        ─► target/xtask/release/X.Y.Z/: api binary (from @D), SBOM, SHA256SUMS, SHA512SUMS, notes.md
+//!        ─► target/xtask/release/X.Y.Z/: api binary (from @D), the attested SBOM, SHA256SUMS
+//!           (+ .sig, cosign sign-blob), SHA512SUMS, notes.md
 //! ```
 //!
 //! - git.rs: the tag, main, the previous version, the commits since
@@ -12,12 +14,15 @@
 //! - artifacts.rs: the attached files and their checksums
 //! - notes.rs: release notes from commit subjects
 //! - github.rs: `--publish`, the GitHub release by `gh release create`
+//! - proof.rs: before the tag: the production policy's checks, the proof
+//!   and the `/api` held to the tag's commit (issue 24)
 
 pub mod artifacts;
 pub mod git;
 pub mod github;
 pub mod image;
 pub mod notes;
+pub mod proof;
 
 use std::path::PathBuf;
 
@@ -63,6 +68,11 @@ pub struct Record {
     pub artifacts_dir: Option<PathBuf>,
     pub artifacts: Vec<String>,
     pub sbom_source: Option<String>,
+    /// sha256 of the image's `/api`, and what it was found equal to.
+    pub binary_sha256: String,
+    pub binary_matches: Vec<String>,
+    /// `signed` (SHA256SUMS.sig attached), or why not.
+    pub sums_signature: Option<String>,
     pub notes: Option<PathBuf>,
     /// `created` or `already-there` with `--publish`.
     pub github_release: Option<&'static str>,
@@ -107,6 +117,14 @@ pub fn release(req: &Request) -> anyhow::Result<Record> {
         "releasing {tag}: {} (commit {sha} on {main_ref})",
         image.by_digest()
     );
+    let scratch = req
+        .project
+        .state_dir()
+        .join("release-check")
+        .join(sha.short());
+    let proven = steps.run("policy and proof of the digest", || {
+        proof::check(req.project, &image, &scratch)
+    })?;
     let promotion = steps.run("promote the digest (version tag)", || {
         image::promote(&image, version, req.dry_run)
     })?;
@@ -135,6 +153,9 @@ pub fn release(req: &Request) -> anyhow::Result<Record> {
         artifacts_dir: None,
         artifacts: Vec::new(),
         sbom_source: None,
+        binary_sha256: proven.binary_sha256.clone(),
+        binary_matches: proven.compared_with.clone(),
+        sums_signature: None,
         notes: None,
         github_release: None,
         duration_sec: 0.0,
@@ -148,7 +169,15 @@ pub fn release(req: &Request) -> anyhow::Result<Record> {
         return Ok(record);
     }
     let made = steps.run("artifacts (binary from the image, SBOM, checksums)", || {
-        artifacts::write(req.project, &image, version)
+        artifacts::write(
+            req.project,
+            &image,
+            version,
+            proven.checked.sbom_documents.first(),
+        )
+    })?;
+    let signed = steps.run("sign SHA256SUMS (cosign sign-blob)", || {
+        artifacts::sign_sums(&made.dir)
     })?;
     let commits = git::commits_since(root, previous.as_ref(), &sha)?;
     let header = format!(
@@ -161,6 +190,22 @@ pub fn release(req: &Request) -> anyhow::Result<Record> {
         .with_context(|| format!("writing {}", notes_path.display()))?;
     let mut attached = made.files.clone();
     attached.extend(artifacts::SUMS.iter().map(|(f, _)| (*f).to_owned()));
+    match signed {
+        Ok(files) => {
+            eprintln!("SHA256SUMS signed: {}", files.join(", "));
+            attached.extend(files);
+            record.sums_signature = Some("signed".to_owned());
+        }
+        Err(reason) => {
+            if proven.policy.signature == crate::supply::policy::Level::Strict {
+                bail!(
+                    "the production policy is strict on signatures but SHA256SUMS could not be signed: {reason} (the version tag {target} is pushed; rerun once signing works, the rerun is a no-op for the tag)"
+                );
+            }
+            eprintln!("warning: SHA256SUMS not signed ({reason}); continuing (soft policy)");
+            record.sums_signature = Some(format!("unsigned: {reason}"));
+        }
+    }
     record.artifacts = attached;
     record.sbom_source = Some(made.sbom_source);
     if req.publish {

@@ -44,6 +44,24 @@ pub fn digest_of(repository: &Repository, reference: &str) -> anyhow::Result<Opt
         .map(Some)
 }
 
+/// Whether the registry still holds the manifest `digest` in `repository`
+/// (asked by digest, so a moved or deleted tag does not matter).
+pub fn holds(repository: &Repository, digest: &Digest) -> anyhow::Result<bool> {
+    let mut cmd = Cmd::new("docker").args(["manifest", "inspect", "--verbose"]);
+    if repository.is_loopback() {
+        cmd = cmd.arg("--insecure");
+    }
+    let out = cmd.arg(format!("{repository}@{digest}")).output()?;
+    if out.status.success() {
+        return Ok(parse_descriptor_digest(&out.stdout).is_ok_and(|d| &d == digest));
+    }
+    let said = out.last_words();
+    if said.contains("no such manifest") || said.contains("manifest unknown") {
+        return Ok(false);
+    }
+    bail!("registry did not answer for {repository}@{digest}: {said}")
+}
+
 fn parse_descriptor_digest(json: &str) -> anyhow::Result<Digest> {
     let value: serde_json::Value =
         serde_json::from_str(json).context("docker manifest inspect printed no JSON")?;

@@ -7,14 +7,16 @@ use std::path::Path;
 use anyhow::{Context, bail};
 
 use crate::build::BuildRecord;
+use crate::ledger::{Ledger, RecordKind, Release, Status, Verified};
 use crate::model::digest::Digest;
 use crate::model::environment::Environment;
 use crate::model::image::{ImageRef, full_tag};
 use crate::model::repository::RepositoryKind;
 use crate::model::sha::GitSha;
 use crate::registry;
-use crate::supply::policy::{self, Checked, Policy};
+use crate::supply::policy::Checked;
 use crate::support::project::ResolvedRepositories;
+use crate::targets::TargetKind;
 
 /// The image for `sha` that `env` may run: looked up in the repositories the
 /// environment accepts, in order; a SHA found only in the staging repository
@@ -85,19 +87,52 @@ pub fn check_digest(
     }
 }
 
-/// The signature and both attestations, verified and held to the
-/// environment's policy (`deploy/release.json`; `--require-signature` makes
-/// the signature strict): a strict one unverified refuses the release here,
-/// before the target is touched.
-pub fn supply(
-    env: Environment,
-    image: &ImageRef,
-    policy: Policy,
-    require_signature: bool,
-) -> anyhow::Result<Checked> {
-    let checked = policy::check(image)?;
-    policy::enforce(env, image, policy, require_signature, &checked)?;
-    Ok(checked)
+/// A refusal before the target was touched, as one ledger line (status
+/// `refused`): who tried what, and why, so the audit shows attempts the
+/// policy stopped and not only the releases it let through (issue 24).
+pub struct Refusal<'a> {
+    pub kind: RecordKind,
+    pub env: Environment,
+    pub target: TargetKind,
+    pub image: &'a ImageRef,
+    pub checked: Option<&'a Checked>,
+    pub initiated_by: String,
+    pub why: String,
+}
+
+pub fn record_refusal(ledger: &Ledger, r: &Refusal) -> anyhow::Result<()> {
+    let now = crate::support::output::now_rfc3339();
+    let unchecked = crate::verify::cosign::Signature::unverified("not checked");
+    let signature = r.checked.map_or(&unchecked, |c| &c.signature);
+    ledger.append(&Release {
+        record: r.kind,
+        id: super::run::release_id(&r.image.sha),
+        status: Status::Refused,
+        environment: r.env,
+        target: r.target,
+        image_sha: r.image.sha.clone(),
+        image_digest: r.image.digest.clone(),
+        repository: r.image.repository.clone(),
+        image_ref: r.image.pinned(),
+        previous_sha: None,
+        previous_release: None,
+        new_sha: None,
+        reason: None,
+        signature_status: signature.status,
+        signature_reason: signature.reason.clone(),
+        attestations: r.checked.map(Checked::attestations).unwrap_or_default(),
+        initiated_by: r.initiated_by.clone(),
+        deployment_ref: None,
+        url: None,
+        config: None,
+        config_sha256: None,
+        verified: Verified::default(),
+        error: Some(r.why.clone()),
+        left_on_sha: None,
+        started_at: now.clone(),
+        duration_sec: 0.0,
+        at: now,
+    })
 }
 
 /// Read `metadata.json` from ci-build for its digest (and repository).

@@ -16,6 +16,7 @@
 mod before;
 mod checks;
 mod finish;
+pub mod recorded;
 mod restore;
 mod run;
 #[cfg(test)]
@@ -24,7 +25,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use checks::{check_digest, find_image, read_metadata, supply};
+pub use checks::{Refusal, check_digest, find_image, read_metadata, record_refusal};
 pub use finish::finish;
 
 use crate::ledger::{Ledger, Reason, RecordKind, Release, Status};

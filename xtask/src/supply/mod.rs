@@ -11,8 +11,10 @@
 //! - sign.rs: who signs (key, keyless, or skipped with the reason), the commands
 //! - sbom.rs: the crates compiled (SPDX); provenance.rs: the SLSA v1 predicate
 //! - policy.rs: soft|strict per environment, enforced before a release
+//! - bind.rs: the proof held to THIS commit and THESE bytes (issue 24)
 //! - tools.rs, digest.rs
 
+pub mod bind;
 pub mod digest;
 pub mod policy;
 pub mod provenance;

@@ -31,6 +31,11 @@ pub struct Checked {
     pub signature: Signature,
     pub sbom: Signature,
     pub provenance: Signature,
+    /// The predicates of the verified provenance statements (empty when
+    /// unverified): what the signed proof says about commit and bytes.
+    pub provenance_claims: Vec<serde_json::Value>,
+    /// The verified SBOM predicates (SPDX documents), as attested.
+    pub sbom_documents: Vec<serde_json::Value>,
 }
 
 impl Checked {
@@ -50,10 +55,14 @@ impl Checked {
 /// Verify the signature and both attestations of `image` (each recorded,
 /// none an error by itself).
 pub fn check(image: &ImageRef) -> anyhow::Result<Checked> {
+    let (sbom, sbom_documents) = cosign::read_attestation(image, Predicate::Sbom)?;
+    let (provenance, provenance_claims) = cosign::read_attestation(image, Predicate::Provenance)?;
     Ok(Checked {
         signature: cosign::check(image)?,
-        sbom: cosign::check_attestation(image, Predicate::Sbom)?,
-        provenance: cosign::check_attestation(image, Predicate::Provenance)?,
+        sbom,
+        provenance,
+        provenance_claims,
+        sbom_documents,
     })
 }
 
@@ -130,6 +139,8 @@ mod tests {
             signature: ok(),
             sbom: Signature::unverified("no SBOM attestation"),
             provenance: Signature::unverified("cosign not found"),
+            provenance_claims: Vec::new(),
+            sbom_documents: Vec::new(),
         };
         let soft = Policy::default();
         assert!(enforce(Environment::Production, &image(), soft, false, &checked).is_ok());

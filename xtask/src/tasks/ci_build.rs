@@ -103,6 +103,13 @@ fn run_inner(args: Args, project: &Project) -> anyhow::Result<()> {
             let held = found.hash_api(&plan.layout.pulled())?;
             let compiled = build::compile(&plan, &project.root, &scratch, &mut steps)?;
             adopt::check_binary(&found, &held, &tags.full, &head.sha, &compiled.sha256)?;
+            // Issue 24: the layers and the run config too, against the
+            // image the clean build makes (built locally, never pushed).
+            let clean = build::build_image(&plan, &compiled, &mut steps)?;
+            let same = adopt::RunConfig::of(&clean.id)
+                .and_then(|c| adopt::check_image(&found, &tags.full, &clean.layers, &c));
+            build::image::remove(&clean.id);
+            same?;
             eprintln!(
                 "{} holds exactly what {} builds (/api sha256 {}): adopted, nothing pushed",
                 tags.full, head.sha, compiled.sha256

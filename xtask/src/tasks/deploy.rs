@@ -10,9 +10,9 @@ use super::release_args::ReleaseArgs;
 use crate::build::git;
 use crate::ledger::{Ledger, RecordKind};
 use crate::model::digest::Digest;
-use crate::model::image::ImageRef;
+use crate::model::image::{ImageRef, full_tag};
 use crate::model::sha::GitSha;
-use crate::release::{self, Request};
+use crate::release::{self, Request, recorded};
 use crate::support::project::Project;
 
 #[derive(Debug, clap::Args)]
@@ -22,7 +22,7 @@ pub struct Args {
     pub sha: GitSha,
     #[command(flatten)]
     pub common: ReleaseArgs,
-    /// The digest recorded at build; the registry must still serve it
+    /// The digest recorded at build; the registry must still serve it (also: the explicit word to deploy new bytes of a SHA a ledger recorded at other ones)
     #[arg(long, value_name = "DIGEST", conflicts_with = "metadata")]
     pub expect_digest: Option<Digest>,
     /// ci-build's metadata.json: its digest must match the registry's
@@ -60,13 +60,51 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         sha: args.sha.clone(),
         digest,
     };
+    let known = recorded::digests_of(&recorded::all_ledgers(project)?, &args.sha);
+    recorded::flag_if_split(&args.sha, &known);
     let recorded = match (&args.expect_digest, &metadata) {
         (Some(d), _) => Some(("--expect-digest".to_owned(), d.clone())),
         (None, Some(build)) => Some(("the build metadata".to_owned(), build.image_digest.clone())),
+        // A SHA a ledger already knows is the bytes it was released at: a
+        // tag re-pointed at other bytes is refused unless named explicitly.
+        (None, None) if !known.is_empty() => {
+            match known.iter().find(|k| k.digest == image.digest) {
+                Some(k) => Some((k.source(), k.digest.clone())),
+                None => {
+                    let was: Vec<String> = known
+                        .iter()
+                        .map(|k| format!("{} ({})", k.digest, k.source()))
+                        .collect();
+                    let why = format!(
+                        "{} now points at {} but {} was released at {}: the tag was moved to other bytes; refusing to deploy them (deploy the recorded bytes with `cargo xtask rollback {} --env {}`, or, if these new bytes are intended, name them: --expect-digest {})",
+                        full_tag(&image.repository, &image.sha),
+                        image.digest,
+                        args.sha,
+                        was.join(" and "),
+                        args.sha,
+                        c.env,
+                        image.digest
+                    );
+                    release::record_refusal(
+                        &Ledger::open(project, c.env),
+                        &release::Refusal {
+                            kind: RecordKind::Deploy,
+                            env: c.env,
+                            target: target.kind(),
+                            image: &image,
+                            checked: None,
+                            initiated_by: git::actor(&project.root),
+                            why: why.clone(),
+                        },
+                    )?;
+                    bail!("{why}");
+                }
+            }
+        }
         (None, None) => {
             eprintln!(
-                "warning: no --metadata or --expect-digest: trusting the registry's digest {}",
-                image.digest
+                "warning: no --metadata or --expect-digest, and no ledger knows {}: trusting the registry's digest {}",
+                args.sha, image.digest
             );
             None
         }
@@ -74,7 +112,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     if let Some((source, digest)) = &recorded {
         release::check_digest(&image, Some(digest), source)?;
     }
-    let Some((checked, _lock)) = c.last_checks(&*target, &image, project)? else {
+    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Deploy)?
+    else {
         return Ok(());
     };
     let ledger = Ledger::open(project, c.env);

@@ -54,6 +54,13 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 r.target,
                 r.initiated_by
             ))?;
+            // A refused attempt says why, so the audit reads it without --json.
+            if r.status == Status::Refused {
+                output::print_text(format_args!(
+                    "    REFUSED before the target was touched: {}",
+                    r.error.as_deref().unwrap_or("(no reason recorded)")
+                ))?;
+            }
         }
     }
     Ok(())

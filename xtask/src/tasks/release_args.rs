@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
+use crate::build::{adopt, git};
 use crate::ledger::lock::Lock;
-use crate::ledger::{self, Ledger};
+use crate::ledger::{self, Ledger, RecordKind};
 use crate::model::environment::Environment;
 use crate::model::image::ImageRef;
 use crate::release::{self, Engine};
-use crate::supply::policy::Checked;
+use crate::supply::bind;
+use crate::supply::policy::{self, Checked, Policy};
 use crate::support::interrupt;
 use crate::support::project::{Project, RepositoryArgs};
 use crate::targets::{self, Target, TargetKind};
@@ -74,18 +76,41 @@ impl ReleaseArgs {
     }
 
     /// The last checks before the target is touched, in the order every
-    /// release keeps: signature and attestations (soft or strict, per the
-    /// environment's policy), the target's own settings,
-    /// then (unless `--dry-run`, which prints the plan and stops) Ctrl-C
-    /// handling and the environment's lock, held until the release ends.
+    /// release keeps: the image's own config read by digest (its revision
+    /// label), signature and attestations (soft or strict, per the
+    /// environment's policy), the proof bound to this commit and these
+    /// bytes (supply::bind), the target's own settings, then (unless
+    /// `--dry-run`, which prints the plan and stops) Ctrl-C handling and the
+    /// environment's lock, held until the release ends. A refusal is
+    /// written to the ledger (status `refused`) before it is returned.
     pub fn last_checks(
         &self,
         target: &dyn Target,
         image: &ImageRef,
         project: &Project,
+        kind: RecordKind,
     ) -> anyhow::Result<Option<(Checked, Lock)>> {
         let policy = project.release_config()?.environment(self.env)?.policy;
-        let checked = release::supply(self.env, image, policy, self.require_signature)?;
+        let found = adopt::examine(&image.repository, &image.digest)?;
+        let checked = policy::check(image)?;
+        let verdict = self.proven(image, project, policy, &checked, &found);
+        if let Err(refused) = verdict {
+            if !self.dry_run {
+                release::record_refusal(
+                    &Ledger::open(project, self.env),
+                    &release::Refusal {
+                        kind,
+                        env: self.env,
+                        target: target.kind(),
+                        image,
+                        checked: Some(&checked),
+                        initiated_by: git::actor(&project.root),
+                        why: format!("{refused:#}"),
+                    },
+                )?;
+            }
+            return Err(refused);
+        }
         target.preflight()?;
         if self.dry_run {
             self.dry_run(target, image, project)?;
@@ -94,6 +119,32 @@ impl ReleaseArgs {
         interrupt::protect_steps()?;
         let lock = Lock::acquire(&project.state_dir(), self.env, self.force_unlock)?;
         Ok(Some((checked, lock)))
+    }
+
+    /// The policy's checks, then the proof held to the commit and bytes.
+    fn proven(
+        &self,
+        image: &ImageRef,
+        project: &Project,
+        policy: Policy,
+        checked: &Checked,
+        found: &adopt::Found,
+    ) -> anyhow::Result<()> {
+        policy::enforce(self.env, image, policy, self.require_signature, checked)?;
+        let on_main = if self.env == Environment::Production {
+            let claims: Vec<_> = checked.provenance_claims.iter().map(bind::claim).collect();
+            Some(bind::on_main(&project.root, &image.sha, &claims)?)
+        } else {
+            None
+        };
+        if let Some(said) = &on_main {
+            eprintln!("on main: {said:?}");
+        }
+        bind::enforce(
+            self.env,
+            image,
+            &bind::findings(image, policy, checked, found, on_main.as_ref()),
+        )
     }
 
     /// Everything a release runs against, for real.

@@ -3,15 +3,21 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
 
 use super::release_args::ReleaseArgs;
 use crate::build::git;
-use crate::ledger::{self, Ledger, Reason, RecordKind};
+use crate::ledger::{self, Ledger, Reason, RecordKind, Release};
+use crate::model::digest::Digest;
+use crate::model::environment::Environment;
 use crate::model::image::ImageRef;
 use crate::model::repository::RepositoryKind;
 use crate::model::sha::GitSha;
-use crate::release::{self, Request};
+use crate::registry;
+use crate::release::{self, Request, recorded};
+use crate::supply::policy::{Level, Policy};
 use crate::support::output;
 use crate::support::project::Project;
 use crate::verify::{self, Probe};
@@ -23,6 +29,77 @@ pub struct Args {
     pub sha: Option<GitSha>,
     #[command(flatten)]
     pub common: ReleaseArgs,
+    /// The digest to return to (its build's metadata.json has it): needed to roll production back to a SHA it never ran, or to choose between two digests a SHA was released at
+    #[arg(long, value_name = "DIGEST", conflicts_with = "metadata")]
+    pub expect_digest: Option<Digest>,
+    /// ci-build's metadata.json of the SHA: its digest is the one to return to
+    #[arg(long, value_name = "FILE")]
+    pub metadata: Option<PathBuf>,
+}
+
+/// Where the digest to return to comes from, the digest, and the release of
+/// this environment that ran it (for its config).
+type Chosen = (String, Digest, Option<Release>);
+
+/// The digest a rollback returns to (issue 24), in order: the one the
+/// operator names; the one this environment's completed releases ran (of
+/// two, the one that passed the most checks; a tie asks); the one another
+/// environment's ledger recorded. None of them: production refuses unless
+/// its policy is strict throughout (the registry alone is not trusted).
+fn choose_digest(
+    args: &Args,
+    project: &Project,
+    releases: &[Release],
+    sha: &GitSha,
+    policy: Policy,
+) -> anyhow::Result<Option<Chosen>> {
+    let env = args.common.env;
+    let here = recorded::digests_of(releases, sha);
+    let everywhere = recorded::digests_of(&recorded::all_ledgers(project)?, sha);
+    recorded::flag_if_split(sha, &everywhere);
+    let ran_here = |d: &Digest| {
+        here.iter()
+            .find(|k| &k.digest == d)
+            .map(|k| k.newest.clone())
+    };
+    if let Some(d) = &args.expect_digest {
+        return Ok(Some(("--expect-digest".into(), d.clone(), ran_here(d))));
+    }
+    if let Some(path) = &args.metadata {
+        let build = release::read_metadata(path, sha)?;
+        let d = build.image_digest;
+        return Ok(Some(("the build metadata".into(), d.clone(), ran_here(&d))));
+    }
+    if let Some(k) = recorded::strictest(sha, &here)? {
+        if here.len() > 1 {
+            eprintln!(
+                "returning to {} ({} of 3 checks verified, {} release(s)): the strictest of the digests {sha} ran at",
+                k.digest, k.checks, k.releases
+            );
+        }
+        return Ok(Some((
+            format!("release {}", k.newest.id),
+            k.digest.clone(),
+            Some(k.newest.clone()),
+        )));
+    }
+    if let Some(k) = recorded::strictest(sha, &everywhere)? {
+        eprintln!(
+            "{sha} never ran in {env}; {} recorded its digest {}",
+            k.source(),
+            k.digest
+        );
+        return Ok(Some((k.source(), k.digest.clone(), None)));
+    }
+    let strict = policy.signature == Level::Strict
+        && policy.sbom == Level::Strict
+        && policy.provenance == Level::Strict;
+    if env == Environment::Production && !strict && !args.common.require_signature {
+        bail!(
+            "{sha} was never released to production, and no ledger records its digest: the registry alone is not trusted for production. Pass the digest its build recorded (--expect-digest <digest>, or --metadata <its metadata.json>), or make environments.production.policy strict in deploy/release.json"
+        );
+    }
+    Ok(None)
 }
 
 pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
@@ -44,7 +121,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             .as_deref()
             .and_then(|u| verify::Http.reported_sha(u))
     });
-    let sha = match args.sha {
+    let sha = match args.sha.clone() {
         Some(sha) => sha,
         None => {
             let prev = ledger::previous(&releases, running_sha.as_ref()).with_context(|| {
@@ -62,27 +139,73 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             prev.image_sha.clone()
         }
     };
-    let recorded = ledger::last_complete_of(&releases, &sha).cloned();
+    let policy = project.release_config()?.environment(c.env)?.policy;
+    let chosen = choose_digest(&args, project, &releases, &sha, policy)?;
+    let recorded = chosen.as_ref().and_then(|(_, _, r)| r.clone());
     let repos = c.repos.resolve(project)?;
-    let only = recorded.as_ref().and_then(|r| {
-        [RepositoryKind::Canonical, RepositoryKind::Staging]
-            .into_iter()
-            .find(|k| repos.get(*k) == &r.repository)
-    });
-    let (kind, digest) = release::find_image(c.env, &repos, &sha, only)?;
-    let image = ImageRef {
-        repository: repos.get(kind).clone(),
-        sha: sha.clone(),
-        digest,
-    };
-    match &recorded {
-        Some(r) => {
-            release::check_digest(&image, Some(&r.image_digest), &format!("release {}", r.id))?
+    let only = chosen
+        .as_ref()
+        .and_then(|(_, _, r)| r.as_ref())
+        .and_then(|r| {
+            [RepositoryKind::Canonical, RepositoryKind::Staging]
+                .into_iter()
+                .find(|k| repos.get(*k) == &r.repository)
+        });
+    let image = match (release::find_image(c.env, &repos, &sha, only), &chosen) {
+        (Ok((kind, digest)), _) => ImageRef {
+            repository: repos.get(kind).clone(),
+            sha: sha.clone(),
+            digest,
+        },
+        // The tag is gone: the recorded digest, if the registry holds it.
+        (Err(gone), Some((_, digest, _))) => {
+            let kind = only.unwrap_or(RepositoryKind::Canonical);
+            if !registry::holds(repos.get(kind), digest)? {
+                return Err(gone.context(format!(
+                    "and {}@{digest} (the recorded digest) is gone too: rebuild the commit (`cargo xtask verify-build {sha}` compares a rebuild with the recorded release)",
+                    repos.get(kind)
+                )));
+            }
+            eprintln!(
+                "the tag {sha} is gone from {}, but it still holds {digest}: rolling back by the recorded digest",
+                repos.get(kind)
+            );
+            ImageRef {
+                repository: repos.get(kind).clone(),
+                sha: sha.clone(),
+                digest: digest.clone(),
+            }
         }
-        None => eprintln!(
+        (Err(gone), None) => return Err(gone),
+    };
+    let image = match &chosen {
+        Some((source, digest, _)) if *digest != image.digest => {
+            // The tag was moved: the recorded bytes, when still there.
+            if registry::holds(&image.repository, digest)? {
+                eprintln!(
+                    "the tag {sha} now names {}, but {source} recorded {digest}, which the registry still holds: rolling back to the recorded bytes by digest",
+                    image.digest
+                );
+                ImageRef {
+                    digest: digest.clone(),
+                    ..image
+                }
+            } else {
+                release::check_digest(&image, Some(digest), source)?;
+                image
+            }
+        }
+        Some((source, digest, _)) => {
+            release::check_digest(&image, Some(digest), source)?;
+            image
+        }
+        None => image,
+    };
+    if recorded.is_none() {
+        eprintln!(
             "warning: {sha} was never released to {} from this ledger: its config is rendered afresh",
             c.env
-        ),
+        );
     }
     // "Already runs" only when the target runs it AND the service says so
     // now: a stopped or broken service is rolled back onto, not reported fine.
@@ -116,21 +239,23 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             ),
         }
     }
-    let Some((checked, _lock)) = c.last_checks(&*target, &image, project)? else {
+    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Rollback)?
+    else {
         return Ok(());
     };
     eprintln!("rolling {} back to {}", c.env, image.pinned());
+    let image_digest = image.digest.clone();
     let outcome = release::execute(
         Request {
             kind: RecordKind::Rollback,
             env: c.env,
             image,
-            recorded: recorded
-                .as_ref()
-                .map(|r| (format!("release {}", r.id), r.image_digest.clone())),
+            recorded: chosen.map(|(source, digest, _)| (source, digest)),
             attestations: checked.attestations(),
             signature: checked.signature,
-            config: recorded.and_then(|r| r.config),
+            config: recorded
+                .filter(|r| r.image_digest == image_digest)
+                .and_then(|r| r.config),
             reason: Some(Reason::Manual),
             verify_timeout: c.verify_timeout(&*target),
             initiated_by: git::actor(&project.root),

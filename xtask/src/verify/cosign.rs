@@ -193,6 +193,13 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The same trust for `cosign verify-blob` (its flags are verify's).
+    pub fn blob_args(&self) -> Vec<String> {
+        self.args()
+    }
+}
+
 const NO_POLICY: &str = "no key or identity configured (set COSIGN_PUBLIC_KEY, or COSIGN_CERTIFICATE_IDENTITY[_REGEXP] and COSIGN_CERTIFICATE_OIDC_ISSUER)";
 
 fn registry_flag(cmd: Cmd, image: &ImageRef) -> Cmd {
@@ -247,41 +254,56 @@ pub fn check(image: &ImageRef) -> anyhow::Result<Signature> {
     })
 }
 
-/// The attestation of `predicate` on `repo@digest`, checked: cosign verifies
-/// the DSSE signature, this checks each statement names the image digest.
-pub fn check_attestation(image: &ImageRef, predicate: Predicate) -> anyhow::Result<Signature> {
+/// The attestation of `predicate` on `repo@digest`, checked (cosign verifies
+/// the DSSE signature, this checks each statement names the image digest),
+/// and the predicates of the verified statements (empty unless verified): what the signed proof SAYS, so a caller can
+/// hold it to the commit and the bytes (issue 24), and release can ship the
+/// attested SBOM itself rather than a fresh one.
+pub fn read_attestation(
+    image: &ImageRef,
+    predicate: Predicate,
+) -> anyhow::Result<(Signature, Vec<serde_json::Value>)> {
     if which::which("cosign").is_err() {
-        return Ok(Signature::unverified("cosign not found"));
+        return Ok((Signature::unverified("cosign not found"), Vec::new()));
     }
     let Some(policy) = policy()? else {
-        return Ok(Signature::unverified(NO_POLICY));
+        return Ok((Signature::unverified(NO_POLICY), Vec::new()));
     };
     let out = verify_attestation_cmd(image, &policy, predicate).output()?;
     let name = predicate.name();
     if out.status.success() {
-        return Ok(match attested_subjects(&out.stdout, predicate) {
-            Some(digests)
-                if !digests.is_empty() && digests.iter().all(|d| d == image.digest.as_str()) =>
+        return Ok(match attested_statements(&out.stdout, predicate) {
+            Some(statements)
+                if !statements.is_empty()
+                    && statements.iter().all(|(d, _)| d == image.digest.as_str()) =>
             {
-                Signature::verified()
+                (
+                    Signature::verified(),
+                    statements.into_iter().map(|(_, p)| p).collect(),
+                )
             }
-            _ => Signature::unverified(format!(
-                "cosign output does not name the image digest as the {name} subject"
-            )),
+            _ => (
+                Signature::unverified(format!(
+                    "cosign output does not name the image digest as the {name} subject"
+                )),
+                Vec::new(),
+            ),
         });
     }
+    Ok((unverified_attestation(&out, name), Vec::new()))
+}
+
+fn unverified_attestation(out: &crate::support::cmd::Output, name: &str) -> Signature {
     let said = cosign_reason(&out.stderr, "");
-    Ok(
-        if said.starts_with("none of the attestations matched the predicate type") {
-            Signature::unverified(format!("no {name} attestation ({said})"))
-        } else if said.contains("no attestations found") {
-            Signature::unverified(format!("no {name} attestation (no attestations at all)"))
-        } else if said.starts_with("no matching attestations") {
-            Signature::unverified(format!("bad {name} attestation ({said})"))
-        } else {
-            Signature::unverified(format!("cosign failed: {}", out.last_words()))
-        },
-    )
+    if said.starts_with("none of the attestations matched the predicate type") {
+        Signature::unverified(format!("no {name} attestation ({said})"))
+    } else if said.contains("no attestations found") {
+        Signature::unverified(format!("no {name} attestation (no attestations at all)"))
+    } else if said.starts_with("no matching attestations") {
+        Signature::unverified(format!("bad {name} attestation ({said})"))
+    } else {
+        Signature::unverified(format!("cosign failed: {}", out.last_words()))
+    }
 }
 
 /// cosign's own message: the text after `Error: ` on its first error line,
@@ -325,7 +347,19 @@ fn verified_digests(stdout: &str) -> Option<Vec<String>> {
 
 /// `sha256:<subject digest>` of each verified DSSE envelope (one per line),
 /// `None` if a line is not an in-toto statement of `predicate`.
+#[cfg(test)]
 fn attested_subjects(stdout: &str, predicate: Predicate) -> Option<Vec<String>> {
+    attested_statements(stdout, predicate)
+        .map(|statements| statements.into_iter().map(|(d, _)| d).collect())
+}
+
+/// `(sha256:<subject digest>, predicate)` of each verified DSSE envelope
+/// (one per line), `None` if a line is not an in-toto statement of
+/// `predicate`.
+fn attested_statements(
+    stdout: &str,
+    predicate: Predicate,
+) -> Option<Vec<(String, serde_json::Value)>> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -337,7 +371,8 @@ fn attested_subjects(stdout: &str, predicate: Predicate) -> Option<Vec<String>> 
                 return None;
             }
             let hex = statement.pointer("/subject/0/digest/sha256")?.as_str()?;
-            Some(format!("sha256:{hex}"))
+            let body = statement.get("predicate").cloned().unwrap_or_default();
+            Some((format!("sha256:{hex}"), body))
         })
         .collect()
 }

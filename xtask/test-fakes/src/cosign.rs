@@ -47,6 +47,13 @@
 //!   `PrintVerification`. verify-attestation prints each verified DSSE
 //!   envelope as one JSON line.
 //!
+//! - `sign-blob` flags (`--key`, `--yes`, `--tlog-upload`,
+//!   `--output-signature`, `--output-certificate`, `--bundle`):
+//!   cmd/cosign/cli/options/signblob.go; `verify-blob` flags (`--key`,
+//!   `--signature` a file or the base64 text, `--certificate`, `--bundle`,
+//!   `--insecure-ignore-tlog`): options/verify.go `VerifyBlobOptions`;
+//!   "Verified OK" on stderr: cmd/cosign/cli/verify/verify_blob.go.
+//!
 //! Deliberate differences (so tests stay honest):
 //! - The private key file format is the fake's own (see `cosign_oci`): a
 //!   real `cosign.key` is refused with "unsupported pem type".
@@ -111,6 +118,11 @@ const FLAGS: &[FlagSpec] = &[
     cli::boolean("new-bundle-format"),
     cli::boolean_short("verbose", 'd'),
     cli::boolean("json"),
+    cli::value("output-signature"),
+    cli::value("output-certificate"),
+    cli::value("bundle"),
+    cli::value("signature"),
+    cli::value("certificate"),
 ];
 
 const COMMON: &[&str] = &["timeout", "verbose", "output-file"];
@@ -265,6 +277,17 @@ fn run(dir: &Path, args: &[String]) -> Result<(), Failure> {
         "verify-attestation" => {
             allow(&[VERIFYING, &["type", "output"]])?;
             verify_attestation(&parsed, rest)
+        }
+        "sign-blob" => {
+            allow(&[
+                SIGNING,
+                &["output-signature", "output-certificate", "bundle"],
+            ])?;
+            sign_blob(&parsed, rest)
+        }
+        "verify-blob" => {
+            allow(&[VERIFYING, &["signature", "certificate", "bundle"]])?;
+            verify_blob(&parsed, rest)
         }
         other => Err(fail(format!(
             "unknown command \"{other}\" for \"cosign\"\nRun 'cosign --help' for usage."
@@ -499,6 +522,94 @@ fn sign(parsed: &Parsed, images: &[String]) -> Result<(), Failure> {
         }
         eprintln!("Pushing signature to: {}", t.r.context_name());
     }
+    Ok(())
+}
+
+/// `cosign sign-blob [--key K] [--output-signature F] [--output-certificate
+/// F] [--bundle F] <blob>` (cmd/cosign/cli/options/signblob.go): ECDSA
+/// P-256 over the blob's bytes, the base64 signature on stdout and in
+/// `--output-signature`; the bundle (v2's format,
+/// pkg/cosign/bundle `LocalSignedPayload`: `base64Signature`, `cert`,
+/// `rekorBundle`) when asked. Exactly one blob.
+fn sign_blob(parsed: &Parsed, blobs: &[String]) -> Result<(), Failure> {
+    let [blob] = blobs else {
+        return Err(fail(format!("accepts 1 arg(s), received {}", blobs.len())));
+    };
+    let bytes = std::fs::read(blob)
+        .map_err(|e| fail(format!("reading {blob}: open {blob}: {}", io_text(&e))))?;
+    let signer = signer(parsed)?;
+    let tlog = parsed.last("tlog-upload") != Some("false");
+    let signature = oci::sign(&signer.key, &bytes);
+    let write = |path: &str, text: &str| {
+        std::fs::write(path, text).map_err(|e| fail(format!("create {path}: {}", io_text(&e))))
+    };
+    if let Some(path) = parsed.last("output-signature") {
+        write(path, &signature)?;
+        eprintln!("Signature wrote in the file {path}");
+    }
+    if let (Some(path), Some(cert)) = (parsed.last("output-certificate"), &signer.certificate) {
+        write(path, cert)?;
+        eprintln!("Certificate wrote in the file {path}");
+    }
+    if let Some(path) = parsed.last("bundle") {
+        let mut bundle = json!({"base64Signature": signature, "cert": signer.certificate});
+        if tlog {
+            bundle["rekorBundle"] =
+                json!({"fake": "no transparency log: the fake cosign uploads nothing"});
+        }
+        write(path, &bundle.to_string())?;
+        eprintln!("Wrote bundle to file {path}");
+    }
+    println!("{signature}");
+    Ok(())
+}
+
+/// `cosign verify-blob (--key K | --certificate C --certificate-identity …)
+/// (--signature S | --bundle B) <blob>` (cmd/cosign/cli/verify/verify_blob.go):
+/// `--signature` is a file or the base64 text itself; "Verified OK" on
+/// stderr. Without `--insecure-ignore-tlog`, a signature with no tlog
+/// entry does not verify (as for images).
+fn verify_blob(parsed: &Parsed, blobs: &[String]) -> Result<(), Failure> {
+    let [blob] = blobs else {
+        return Err(fail(format!("accepts 1 arg(s), received {}", blobs.len())));
+    };
+    let trust = trust_from(parsed)?;
+    let bundle: Option<Value> = match parsed.last("bundle") {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("open {path}: {}", io_text(&e))))?;
+            Some(serde_json::from_str(&text).map_err(|e| fail(format!("parsing bundle: {e}")))?)
+        }
+        None => None,
+    };
+    let signature = match (parsed.last("signature"), &bundle) {
+        (Some(s), _) => std::fs::read_to_string(s)
+            .unwrap_or_else(|_| s.to_owned())
+            .trim()
+            .to_owned(),
+        (None, Some(b)) => b["base64Signature"].as_str().unwrap_or("").to_owned(),
+        (None, None) => return Err(fail("missing flag '--signature'")),
+    };
+    let certificate = match parsed.last("certificate") {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("open {path}: {}", io_text(&e))))?,
+        ),
+        None => bundle
+            .as_ref()
+            .and_then(|b| b["cert"].as_str().map(str::to_owned)),
+    };
+    let bytes = std::fs::read(blob).map_err(|e| fail(format!("open {blob}: {}", io_text(&e))))?;
+    check_signature(&trust, &bytes, &signature, certificate.as_deref()).map_err(fail)?;
+    let logged = bundle
+        .as_ref()
+        .is_some_and(|b| b.get("rekorBundle").is_some());
+    if !parsed.bool("insecure-ignore-tlog") && !logged {
+        return Err(fail(
+            "fake cosign: no transparency log entry for this signature (pass --insecure-ignore-tlog for a key signed with --tlog-upload=false)",
+        ));
+    }
+    eprintln!("Verified OK");
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod deploy;
 mod lints;
 mod manifests;
 mod metrics;
+mod proof;
 mod registry;
 mod report;
 mod sealed;

@@ -492,7 +492,17 @@ impl Case {
         );
         assert!(error.contains(&reason), "with the reason: {error}");
         assert!(!strict.container_exists(), "the target was touched");
-        assert!(strict.ledger().is_empty(), "a release was started");
+        // No release was started: the one line is the refusal (issue 24),
+        // with who and why.
+        let lines = strict.ledger();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["status"], "refused", "{lines:?}");
+        assert!(
+            lines[0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(&reason)),
+            "{lines:?}"
+        );
         reason
     }
 }

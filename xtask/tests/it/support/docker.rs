@@ -70,6 +70,27 @@ pub fn docker_build_swapped(base: &str, tag: &str, replacement: &[u8]) {
     docker_ok(&["build", "--quiet", "--pull=false", "--tag", tag, &context]);
 }
 
+/// An image made FROM `base` with these labels over its own (same layers,
+/// same `/api`): a relabelled copy that claims another commit. Tagged `tag`.
+pub fn docker_build_relabelled(base: &str, tag: &str, labels: &[(&str, &str)]) {
+    let dir = TempDir::new("relabelled-image");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {base}\n")).expect("write Dockerfile");
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        "--quiet".into(),
+        "--pull=false".into(),
+        "--tag".into(),
+        tag.into(),
+    ];
+    for (k, v) in labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.push(dir.path().display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker_ok(&args);
+}
+
 /// Copy `/api` out of an image without running it; returns the file.
 pub fn extract_api(image: &str, into: &TempDir) -> std::path::PathBuf {
     let id = docker_ok(&["create", "--entrypoint", "/api", image]);

@@ -1,0 +1,206 @@
+//! The digests the ledgers recorded for a SHA (issue 24): a SHA that any
+//! environment already released is the bytes it was released at, not
+//! whatever its tag names today.
+//!
+//! - `deploy <sha>` of a known SHA goes only to a recorded digest unless
+//!   the operator names the new one (`--expect-digest`).
+//! - A SHA seen at two digests is flagged; `rollback` takes the digest
+//!   whose releases passed the most checks, or asks when two tie.
+//! - `rollback` to an environment that never ran the SHA takes the digest
+//!   another environment's ledger recorded.
+
+use anyhow::bail;
+
+use crate::ledger::{Ledger, Release, Status};
+use crate::model::digest::Digest;
+use crate::model::environment::Environment;
+use crate::model::sha::GitSha;
+use crate::support::project::Project;
+use crate::verify::cosign::SignatureStatus;
+
+/// One digest a SHA was released at (completed releases only).
+#[derive(Clone, Debug)]
+pub struct Known {
+    pub digest: Digest,
+    /// The newest completed release at this digest, and its environment.
+    pub newest: Release,
+    /// How many completed releases ran it, in every environment.
+    pub releases: usize,
+    /// The most checks (signature, SBOM, provenance) one of them verified.
+    pub checks: usize,
+}
+
+impl Known {
+    pub fn source(&self) -> String {
+        format!("{} release {}", self.newest.environment, self.newest.id)
+    }
+}
+
+fn checks_verified(r: &Release) -> usize {
+    [
+        Some(r.signature_status),
+        r.attestations.sbom_status,
+        r.attestations.provenance_status,
+    ]
+    .into_iter()
+    .filter(|s| *s == Some(SignatureStatus::Verified))
+    .count()
+}
+
+/// The digests completed releases of `sha` ran at, in `releases` (any
+/// environments), newest release first.
+pub fn digests_of(releases: &[Release], sha: &GitSha) -> Vec<Known> {
+    let mut known: Vec<Known> = Vec::new();
+    let mut done: Vec<&Release> = releases
+        .iter()
+        .filter(|r| r.status == Status::Complete && &r.image_sha == sha)
+        .collect();
+    done.sort_by(|a, b| b.at.cmp(&a.at));
+    for r in done {
+        match known.iter_mut().find(|k| k.digest == r.image_digest) {
+            Some(k) => {
+                k.releases += 1;
+                k.checks = k.checks.max(checks_verified(r));
+            }
+            None => known.push(Known {
+                digest: r.image_digest.clone(),
+                newest: r.clone(),
+                releases: 1,
+                checks: checks_verified(r),
+            }),
+        }
+    }
+    known
+}
+
+/// Every environment's ledger, read (unreadable lines reported).
+pub fn all_ledgers(project: &Project) -> anyhow::Result<Vec<Release>> {
+    let mut all = Vec::new();
+    for env in [Environment::Staging, Environment::Production] {
+        all.extend(Ledger::open(project, env).read_reporting()?);
+    }
+    Ok(all)
+}
+
+/// Print the flag when a SHA was released at more than one digest.
+pub fn flag_if_split(sha: &GitSha, known: &[Known]) {
+    if known.len() > 1 {
+        let list: Vec<String> = known
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} ({} release(s), newest {}, {} of 3 checks verified)",
+                    k.digest,
+                    k.releases,
+                    k.source(),
+                    k.checks
+                )
+            })
+            .collect();
+        eprintln!(
+            "warning: {sha} was released at {} different digests: {}",
+            known.len(),
+            list.join("; ")
+        );
+    }
+}
+
+/// The digest a rollback returns to: the only one, else the one whose
+/// releases passed the most checks; a tie is refused, naming both.
+pub fn strictest<'a>(sha: &GitSha, known: &'a [Known]) -> anyhow::Result<Option<&'a Known>> {
+    let Some(best) = known.iter().max_by_key(|k| k.checks) else {
+        return Ok(None);
+    };
+    let tied: Vec<&Known> = known.iter().filter(|k| k.checks == best.checks).collect();
+    if tied.len() > 1 {
+        let list: Vec<String> = tied.iter().map(|k| k.digest.to_string()).collect();
+        bail!(
+            "{sha} was released at {} digests that passed the same checks ({} of 3): {}; say which bytes to return to with --expect-digest <digest>",
+            tied.len(),
+            best.checks,
+            list.join(" and ")
+        );
+    }
+    Ok(Some(best))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{RecordKind, Verified};
+    use crate::targets::TargetKind;
+    use crate::verify::cosign::Attestations;
+
+    fn release(id: &str, digest: char, signed: bool, status: Status) -> Release {
+        let s = if signed {
+            SignatureStatus::Verified
+        } else {
+            SignatureStatus::Unverified
+        };
+        Release {
+            record: RecordKind::Deploy,
+            id: id.to_owned(),
+            status,
+            environment: Environment::Production,
+            target: TargetKind::Docker,
+            image_sha: "a".repeat(40).parse().expect("sha"),
+            image_digest: format!("sha256:{}", digest.to_string().repeat(64))
+                .parse()
+                .expect("digest"),
+            repository: "localhost:5000/a/api".parse().expect("repo"),
+            image_ref: "x".into(),
+            previous_sha: None,
+            previous_release: None,
+            new_sha: None,
+            reason: None,
+            signature_status: s,
+            signature_reason: None,
+            attestations: Attestations {
+                sbom_status: Some(s),
+                sbom_reason: None,
+                provenance_status: Some(s),
+                provenance_reason: None,
+            },
+            initiated_by: "t".into(),
+            deployment_ref: None,
+            url: None,
+            config: None,
+            config_sha256: None,
+            verified: Verified::default(),
+            error: None,
+            left_on_sha: None,
+            started_at: id.into(),
+            duration_sec: 0.0,
+            at: id.into(),
+        }
+    }
+
+    #[test]
+    fn one_soft_deploy_of_other_bytes_does_not_win_the_rollback() {
+        let sha: GitSha = "a".repeat(40).parse().expect("sha");
+        // Four signed releases at the genuine digest, then one unsigned at another.
+        let mut ledger: Vec<Release> = (1..=4)
+            .map(|i| release(&format!("2026-01-0{i}"), 'c', true, Status::Complete))
+            .collect();
+        ledger.push(release("2026-01-09", 'e', false, Status::Complete));
+        ledger.push(release("2026-01-10", 'f', true, Status::Refused));
+        let known = digests_of(&ledger, &sha);
+        assert_eq!(known.len(), 2, "refused lines are not releases");
+        assert_eq!(known[0].digest.hex(), "e".repeat(64), "newest first");
+        let best = strictest(&sha, &known).expect("one").expect("some");
+        assert_eq!(
+            (best.digest.hex(), best.releases),
+            ("c".repeat(64).as_str(), 4)
+        );
+        // Two digests that passed the same checks: asked, not guessed.
+        ledger.push(release("2026-01-11", 'd', true, Status::Complete));
+        let err = strictest(&sha, &digests_of(&ledger, &sha))
+            .expect_err("tie")
+            .to_string();
+        assert!(
+            err.contains("--expect-digest") && err.contains(&"d".repeat(64)),
+            "{err}"
+        );
+        assert!(strictest(&sha, &[]).expect("none").is_none());
+    }
+}
