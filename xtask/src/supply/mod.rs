@@ -12,7 +12,7 @@
 //! - sbom.rs: the crates compiled (SPDX); provenance.rs: the SLSA v1 predicate
 //! - policy.rs: soft|strict per environment, enforced before a release
 //! - bind.rs: the proof held to THIS commit and THESE bytes (issue 24)
-//! - tools.rs, digest.rs
+//! - digest.rs
 
 pub mod bind;
 pub mod digest;
@@ -20,7 +20,6 @@ pub mod policy;
 pub mod provenance;
 pub mod sbom;
 pub mod sign;
-pub mod tools;
 
 use std::path::{Path, PathBuf};
 

