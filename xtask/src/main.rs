@@ -72,6 +72,11 @@ enum Task {
     Release(tasks::release::Args),
     /// Share of signature-verified releases in the last 30, and whether to turn strict
     SigningReport(tasks::signing_report::Args),
+    /// The docker target's reverse proxy (HAProxy): `proxy build` makes its image from this machine's binary
+    Proxy {
+        #[command(subcommand)]
+        action: tasks::proxy::Action,
+    },
     /// Start or stop the local registry used when no repository is configured
     Registry {
         #[command(subcommand)]
@@ -169,6 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Task::History(args) => tasks::history::run(args, &project),
         Task::Release(args) => tasks::release::run(args, &project),
         Task::SigningReport(args) => tasks::signing_report::run(args, &project),
+        Task::Proxy { action } => tasks::proxy::run(action, &project),
         Task::Registry {
             action: RegistryAction::Up { port },
         } => registry::local::up(&project.state_dir(), port),
