@@ -161,6 +161,7 @@ impl Target for Mem {
                 image_digest: Some(i.image.digest.clone()),
                 url: Some("mem://main".to_owned()),
                 deployment_ref: Some("mem".to_owned()),
+                ..Running::default()
             },
             None => Running::default(),
         })

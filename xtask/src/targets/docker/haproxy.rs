@@ -105,7 +105,7 @@ pub fn config(a: &SlotConfig, b: &SlotConfig) -> String {
          \x20   retries 3\n\
          \x20   option redispatch 1\n\
          \x20   retry-on conn-failure empty-response\n\
-         \x20   default-server inter 1s fall 2 rise 1\n\
+         \x20   default-server inter 1s fastinter 100ms downinter 100ms fall 2 rise 1\n\
          frontend web\n\
          \x20   bind :{HTTP_PORT}\n\
          \x20   default_backend {BACKEND}\n\
@@ -144,13 +144,18 @@ impl Admin {
     /// command: success prints nothing, or an informational line for
     /// `set server … addr` ("IP changed from …").
     pub fn send(&self, line: &str) -> anyhow::Result<String> {
+        eprintln!("$ echo '{line}' | nc {} {}", self.addr.ip(), self.addr.port());
+        self.ask(line)
+    }
+
+    /// [`Admin::send`] without printing it: for the read-only polls.
+    pub fn ask(&self, line: &str) -> anyhow::Result<String> {
         let timeout = Duration::from_secs(5);
         let mut stream = TcpStream::connect_timeout(&self.addr, timeout).with_context(|| {
             format!("connecting to the proxy's runtime API on {}", self.addr)
         })?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
-        eprintln!("$ echo '{line}' | nc {} {}", self.addr.ip(), self.addr.port());
         stream.write_all(format!("{line}\n").as_bytes())?;
         let mut answer = String::new();
         stream
@@ -165,7 +170,7 @@ impl Admin {
         let refusal = answer
             .lines()
             .map(str::trim)
-            .find(|l| !l.is_empty() && !l.contains("changed"));
+            .find(|l| !l.is_empty() && !l.contains("changed") && !l.starts_with("no need"));
         if let Some(said) = refusal {
             bail!("the proxy refused `{}`: {said}", commands.join("; "));
         }
@@ -173,7 +178,7 @@ impl Admin {
     }
 
     pub fn stats(&self) -> anyhow::Result<Vec<SlotStat>> {
-        let answer = self.send("show stat")?;
+        let answer = self.ask("show stat")?;
         parse_stat(&answer)
     }
 

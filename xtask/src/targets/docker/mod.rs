@@ -122,6 +122,7 @@ impl Docker {
                 state_dir: state_dir.clone(),
                 config_file: s.state_dir.join("proxy").join(format!("{environment}.cfg")),
                 image: s.proxy_image,
+                admin_port: Mutex::new(None),
             },
             container,
             env: settings.env.clone(),
@@ -332,7 +333,7 @@ impl Target for Docker {
             (ROLE_LABEL.to_owned(), "release".to_owned()),
         ]);
         let config = RunConfig {
-            container: format!("{}-{release_id}", self.container),
+            container: release_container(&self.container, release_id),
             image: image.pinned(),
             env: self.env.clone(),
             labels,
@@ -390,12 +391,18 @@ impl Target for Docker {
             .context("nothing was started to switch to")?;
         let c = containers::inspect(&name)?.with_context(|| format!("{name} vanished"))?;
         let slots = self.proxy.slots()?;
-        let free = match slots.iter().filter(|s| s.active()).max_by_key(|s| s.stat.weight) {
-            Some(active) if active.container.as_deref() == Some(name.as_str()) => {
-                return Ok(Some(self.proxy.url()));
-            }
-            Some(active) => active.stat.slot.other(),
-            None => Slot::A,
+        let holding = slots
+            .iter()
+            .find(|s| s.container.as_deref() == Some(name.as_str()));
+        let active = slots
+            .iter()
+            .filter(|s| s.active())
+            .max_by_key(|s| s.stat.weight);
+        let free = match (holding, active) {
+            // Already in a slot (a rollback onto a release still loaded): that slot.
+            (Some(h), _) => h.stat.slot,
+            (None, Some(active)) => active.stat.slot.other(),
+            (None, None) => Slot::A,
         };
         eprintln!("switching {} to {name} (slot {})", self.proxy.name, free.name());
         self.proxy.switch_to(free, &name, &self.ip_of(&c)?)?;
@@ -552,9 +559,31 @@ impl Docker {
     }
 }
 
+/// `<container>-<release id>`, as a DNS label (the proxy finds releases by
+/// name through Docker's DNS): lowercase, the id's `.` made `-`.
+fn release_container(container: &str, release_id: &str) -> String {
+    format!(
+        "{container}-{}",
+        release_id.to_ascii_lowercase().replace('.', "-")
+    )
+}
+
 fn read(config: &Path) -> anyhow::Result<RunConfig> {
     let text =
         std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not a docker run config", config.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_container_is_named_as_a_dns_label_under_the_environment() {
+        assert_eq!(
+            release_container("api-staging", "20261206T185820.807Z-0123456789ab"),
+            "api-staging-20261206t185820-807z-0123456789ab"
+        );
+    }
 }

@@ -53,6 +53,8 @@ pub struct Proxy {
     /// Where the config file is written before it is copied in.
     pub config_file: PathBuf,
     pub image: Option<ProxyImage>,
+    /// The runtime API's host port, asked of docker once per start of the proxy.
+    pub admin_port: std::sync::Mutex<Option<u16>>,
 }
 
 /// One slot: what the proxy says, and the release container it holds.
@@ -229,12 +231,23 @@ impl Proxy {
     /// The runtime API's address on the host (an ephemeral port, new at each
     /// start of the proxy).
     pub fn admin(&self) -> anyhow::Result<Admin> {
+        let mut cached = self.admin_port.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(port) = *cached {
+            let admin = Admin {
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            // A restarted proxy publishes its runtime API on a new port.
+            if std::net::TcpStream::connect_timeout(&admin.addr, Duration::from_secs(2)).is_ok() {
+                return Ok(admin);
+            }
+        }
         let port = published(&self.name, ADMIN_PORT)?.with_context(|| {
             format!(
                 "the proxy {} publishes no runtime API port: it was not made by this xtask; remove it (`docker rm -f {}`) and deploy again",
                 self.name, self.name
             )
         })?;
+        *cached = Some(port);
         Ok(Admin {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         })
@@ -266,7 +279,7 @@ impl Proxy {
     pub fn slots(&self) -> anyhow::Result<Vec<SlotState>> {
         let admin = self.admin()?;
         let stats = admin.stats()?;
-        let fqdns = parse_fqdns(&admin.send(&format!("show servers state {}", haproxy::BACKEND))?);
+        let fqdns = parse_fqdns(&admin.ask(&format!("show servers state {}", haproxy::BACKEND))?);
         Ok(stats
             .into_iter()
             .map(|stat| {
