@@ -97,7 +97,11 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 "  proxy   {} ({}), {}, port {} → {}",
                 text("container"),
                 text("image"),
-                if p["running"] == true { "running" } else { "STOPPED" },
+                if p["running"] == true {
+                    "running"
+                } else {
+                    "STOPPED"
+                },
                 p["port"],
                 text("upstream")
             ))?;
@@ -112,12 +116,6 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             }
         }
     }
-    if let Some(l) = latest.filter(|l| l.status == Status::Running) {
-        eprintln!(
-            "warning: release {} ({}) never finished: its process died mid-release or still runs; if no deploy is running, `cargo xtask deploy …` or `rollback …` with --force-unlock restores a verified release",
-            l.id, l.image_sha
-        );
-    }
     // A command printed here must work as printed: `--force-unlock` when a
     // lock is left behind (it never breaks a live holder's lock).
     let unlock = if project
@@ -130,6 +128,18 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     } else {
         ""
     };
+    if let Some(l) = latest.filter(|l| l.status == Status::Running) {
+        match current {
+            Some(c) => eprintln!(
+                "warning: release {} ({}) never finished: its process died mid-release or still runs; if no deploy is running, `cargo xtask rollback {} --env {env}{unlock}` makes sure the last verified release serves",
+                l.id, l.image_sha, c.image_sha
+            ),
+            None => eprintln!(
+                "warning: release {} ({}) never finished: its process died mid-release or still runs; if no deploy is running, deploy again with --force-unlock",
+                l.id, l.image_sha
+            ),
+        }
+    }
     match (&running.image_sha, current) {
         (None, Some(c)) if running.url.is_none() => bail!(
             "{env} serves nothing on {}; the ledger's last verified release is {} ({}), {}: bring it back with `cargo xtask rollback {} --env {env}{unlock}`",
@@ -172,7 +182,9 @@ fn where_is(notes: &serde_json::Value, release: &ledger::Release) -> String {
                 || r["image_digest"] == release.image_digest.as_str()
         });
     match retained.and_then(|r| r["container"].as_str()) {
-        Some(name) => format!("retained, stopped, in container {name} (started again without the registry)"),
+        Some(name) => {
+            format!("retained, stopped, in container {name} (started again without the registry)")
+        }
         None => "no longer on the target (its image comes from the registry again)".to_owned(),
     }
 }

@@ -26,7 +26,7 @@ struct Stage {
     config: PathBuf,
     port: u16,
     container: String,
-    guard: DockerGuard,
+    _guard: DockerGuard,
 }
 
 /// `cargo xtask proxy build`'s last line, made once per test process (the
@@ -63,7 +63,7 @@ impl Stage {
             state,
             port,
             container,
-            guard,
+            _guard: guard,
         };
         stage.write_config(port);
         stage
@@ -88,6 +88,10 @@ impl Stage {
     }
 
     fn xtask(&self, args: &[&str]) -> Run {
+        self.cmd(args).run()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Xtask {
         self.project
             .xtask_cmd(args)
             .env("XTASK_STATE_DIR", self.state.path())
@@ -95,7 +99,6 @@ impl Stage {
             .env("XTASK_REPOSITORY", &self.repo)
             .env("XTASK_STAGING_REPOSITORY", &self.staging_repo)
             .env("XTASK_PROXY_IMAGE", proxy_image(&self.project))
-            .run()
     }
 
     fn url(&self) -> String {
@@ -177,10 +180,14 @@ fn deploy_and_rollback_switch_through_the_proxy_without_failing_a_request() {
     let (a, b) = (sha('a'), sha('b'));
     stage.image(&a, &a);
     stage.image(&b, &b);
-    stage.xtask(&["deploy", &a, "--env", "staging"]).expect_success();
+    stage
+        .xtask(&["deploy", &a, "--env", "staging"])
+        .expect_success();
 
     let probe = Probe::start(&stage.url());
-    stage.xtask(&["deploy", &b, "--env", "staging"]).expect_success();
+    stage
+        .xtask(&["deploy", &b, "--env", "staging"])
+        .expect_success();
     // The registry goes away: a rollback to the retained release needs none.
     stage.registry = None;
     let rollback = stage.xtask(&["rollback", "--env", "staging", "--json"]);
@@ -189,7 +196,9 @@ fn deploy_and_rollback_switch_through_the_proxy_without_failing_a_request() {
     assert_eq!(failed, 0, "failed requests during the switches: {seen:?}");
     assert!(ok > 10, "the probe barely ran ({ok} answers)");
     assert!(
-        rollback.stderr.contains("rolling back without the registry"),
+        rollback
+            .stderr
+            .contains("rolling back without the registry"),
         "{}",
         rollback.stderr
     );
@@ -201,7 +210,10 @@ fn deploy_and_rollback_switch_through_the_proxy_without_failing_a_request() {
     let containers = stage.containers();
     assert_eq!(containers.len(), 3, "{containers:?}");
     let proxy = format!("{}-proxy", stage.container);
-    assert!(containers.contains(&(proxy.clone(), true)), "{containers:?}");
+    assert!(
+        containers.contains(&(proxy.clone(), true)),
+        "{containers:?}"
+    );
     assert_eq!(containers.iter().filter(|(_, r)| *r).count(), 2);
     for (name, _) in &containers {
         let env = docker_ok(&[
@@ -219,7 +231,10 @@ fn deploy_and_rollback_switch_through_the_proxy_without_failing_a_request() {
     assert_eq!(status["reported_sha"], a.as_str(), "{status}");
     assert_eq!(status["url"], stage.url().as_str());
     assert_eq!(status["proxy"]["container"], proxy.as_str());
-    assert_eq!(status["proxy"]["image"], proxy_image(&stage.project).as_str());
+    assert_eq!(
+        status["proxy"]["image"],
+        proxy_image(&stage.project).as_str()
+    );
     assert_eq!(status["retained"][0]["image_sha"], b.as_str(), "{status}");
 }
 
@@ -230,7 +245,9 @@ fn a_release_that_never_verifies_never_touches_traffic() {
     stage.image(&a, &a);
     // Built for `bad`, but its /version reports another SHA: never verifies.
     stage.image(&bad, &sha('d'));
-    stage.xtask(&["deploy", &a, "--env", "staging"]).expect_success();
+    stage
+        .xtask(&["deploy", &a, "--env", "staging"])
+        .expect_success();
     let before = stage.containers();
 
     let probe = Probe::start(&stage.url());
@@ -271,7 +288,9 @@ fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
     assert!(stage.containers().is_empty(), "{:?}", stage.containers());
     drop(squatter);
 
-    stage.xtask(&["deploy", &a, "--env", "staging"]).expect_success();
+    stage
+        .xtask(&["deploy", &a, "--env", "staging"])
+        .expect_success();
 
     // A config that moves the environment's port: refused, A still serves.
     stage.write_config(free_port());
@@ -292,7 +311,9 @@ fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
     let status = stage.xtask(&["status", "--env", "staging"]);
     status.expect_code(1);
     assert!(status.stdout.contains("STOPPED"), "{}", status.stdout);
-    stage.xtask(&["deploy", &b, "--env", "staging"]).expect_success();
+    stage
+        .xtask(&["deploy", &b, "--env", "staging"])
+        .expect_success();
 
     // `docker restart` of the proxy: it comes back on the release it served
     // (its config file is rewritten at each switch).
@@ -316,4 +337,70 @@ fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
         "{}",
         run.stderr
     );
+}
+
+/// Issue 23, items 1 and 2 in the new switch: two Ctrl-C (as a terminal sends
+/// them to the foreground job) while a failing release verifies end the run
+/// at once, and the proxy still sends every request to the verified release;
+/// `status` says what to run, and that command works as printed.
+#[test]
+fn a_second_ctrl_c_mid_release_leaves_the_verified_release_serving() {
+    let stage = Stage::new("ctrlc");
+    let (a, bad) = (sha('a'), sha('e'));
+    stage.image(&a, &a);
+    stage.image(&bad, &sha('f'));
+    stage
+        .xtask(&["deploy", &a, "--env", "staging"])
+        .expect_success();
+
+    let probe = Probe::start(&stage.url());
+    let mut child = stage
+        .cmd(&[
+            "deploy",
+            &bad,
+            "--env",
+            "staging",
+            "--verify-timeout",
+            "300",
+        ])
+        .spawn_job();
+    let started = poll_until(Duration::from_secs(60), || {
+        stage
+            .containers()
+            .iter()
+            .any(|(n, running)| *running && n.ends_with(&bad[..12]))
+            .then_some(())
+    });
+    assert!(started.is_some(), "the failing release never started");
+    let group = format!("-{}", child.id());
+    for _ in 0..2 {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()));
+    }
+    let exited = poll_until(Duration::from_secs(30), || child.try_wait().ok().flatten());
+    assert!(exited.is_some(), "two Ctrl-C did not end the run");
+    let (ok, failed, _, seen) = probe.finish();
+    assert_eq!(failed, 0, "{seen:?}");
+    assert!(ok > 0);
+
+    let status = stage.xtask(&["status", "--env", "staging", "--json"]);
+    status.expect_success();
+    assert_eq!(status.last_json()["reported_sha"], a.as_str());
+    // Whatever status suggests, as printed, works.
+    for line in status
+        .stderr
+        .lines()
+        .filter(|l| l.contains("`cargo xtask "))
+    {
+        let command = line
+            .split('`')
+            .nth(1)
+            .and_then(|c| c.strip_prefix("cargo xtask "))
+            .expect("a command between backticks");
+        let args: Vec<&str> = command.split_whitespace().collect();
+        stage.xtask(&args).expect_success();
+    }
+    assert_eq!(http_get(&format!("{}/version", stage.url())).0, 200);
 }

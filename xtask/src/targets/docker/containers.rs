@@ -74,11 +74,10 @@ pub fn inspect(name: &str) -> anyhow::Result<Option<Container>> {
             (!ip.is_empty()).then(|| (net, ip.to_owned()))
         })
         .collect();
-    let labels = serde_json::from_str::<Option<BTreeMap<String, String>>>(
-        words.next().unwrap_or("null"),
-    )
-    .with_context(|| format!("`{cmd}` printed labels that are not JSON"))?
-    .unwrap_or_default();
+    let labels =
+        serde_json::from_str::<Option<BTreeMap<String, String>>>(words.next().unwrap_or("null"))
+            .with_context(|| format!("`{cmd}` printed labels that are not JSON"))?
+            .unwrap_or_default();
     Ok(Some(Container {
         name: name.to_owned(),
         running,

@@ -144,16 +144,19 @@ impl Admin {
     /// command: success prints nothing, or an informational line for
     /// `set server … addr` ("IP changed from …").
     pub fn send(&self, line: &str) -> anyhow::Result<String> {
-        eprintln!("$ echo '{line}' | nc {} {}", self.addr.ip(), self.addr.port());
+        eprintln!(
+            "$ echo '{line}' | nc {} {}",
+            self.addr.ip(),
+            self.addr.port()
+        );
         self.ask(line)
     }
 
     /// [`Admin::send`] without printing it: for the read-only polls.
     pub fn ask(&self, line: &str) -> anyhow::Result<String> {
         let timeout = Duration::from_secs(5);
-        let mut stream = TcpStream::connect_timeout(&self.addr, timeout).with_context(|| {
-            format!("connecting to the proxy's runtime API on {}", self.addr)
-        })?;
+        let mut stream = TcpStream::connect_timeout(&self.addr, timeout)
+            .with_context(|| format!("connecting to the proxy's runtime API on {}", self.addr))?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         stream.write_all(format!("{line}\n").as_bytes())?;

@@ -239,13 +239,21 @@ impl Docker {
             .filter(|s| s.active())
             .filter_map(|s| s.container.clone())
             .collect();
-        for slot in slots.iter().filter(|s| !s.active() && s.container.is_some()) {
+        for slot in slots
+            .iter()
+            .filter(|s| !s.active() && s.container.is_some())
+        {
             self.proxy.empty(slot.stat.slot)?;
         }
         for c in self.releases()? {
             if c.running && !routed.contains(&c.name) {
                 docker()
-                    .args(["stop", "-t", &self.drain.as_secs().max(1).to_string(), &c.name])
+                    .args([
+                        "stop",
+                        "-t",
+                        &self.drain.as_secs().max(1).to_string(),
+                        &c.name,
+                    ])
                     .read()?;
             }
         }
@@ -404,14 +412,22 @@ impl Target for Docker {
             (None, Some(active)) => active.stat.slot.other(),
             (None, None) => Slot::A,
         };
-        eprintln!("switching {} to {name} (slot {})", self.proxy.name, free.name());
+        eprintln!(
+            "switching {} to {name} (slot {})",
+            self.proxy.name,
+            free.name()
+        );
         self.proxy.switch_to(free, &name, &self.ip_of(&c)?)?;
         Ok(Some(self.proxy.url()))
     }
 
     /// Drain the old release, stop it (it is retained), prune.
     fn commit(&self) -> anyhow::Result<()> {
-        let name = self.started.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let name = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let slots = self.proxy.slots()?;
         for old in slots
             .iter()
@@ -434,7 +450,11 @@ impl Target for Docker {
     /// if it was switched (the old container still runs: it is only stopped
     /// once the new one is committed), and the new container is removed.
     fn restore_kept(&self) -> anyhow::Result<Option<Applied>> {
-        let new = self.started.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let new = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if containers::inspect(&self.proxy.name)?.is_none() {
             if let Some(new) = &new {
                 docker().args(["rm", "--force", new]).read()?;
@@ -485,9 +505,8 @@ impl Target for Docker {
     }
 
     fn retained_image(&self, image: &ImageRef) -> bool {
-        self.releases().is_ok_and(|all| {
-            all.iter().any(|c| c.runs(image)) && check_local_image(image).is_ok()
-        })
+        self.releases()
+            .is_ok_and(|all| all.iter().any(|c| c.runs(image)) && check_local_image(image).is_ok())
     }
 
     fn status(&self) -> anyhow::Result<Running> {

@@ -351,8 +351,10 @@ impl Proxy {
     /// No new requests to `slot`; wait until those in flight are done (or
     /// `timeout`). Returns how many were still in flight at the deadline.
     pub fn drain(&self, slot: Slot, timeout: Duration) -> anyhow::Result<u32> {
-        self.admin()?
-            .set(&[haproxy::set_weight(slot, 0), haproxy::set_state(slot, "drain")])?;
+        self.admin()?.set(&[
+            haproxy::set_weight(slot, 0),
+            haproxy::set_state(slot, "drain"),
+        ])?;
         let started = Instant::now();
         loop {
             let current = self.admin()?.slot(slot)?.current;
@@ -377,19 +379,16 @@ impl Proxy {
     fn save(&self) -> anyhow::Result<()> {
         let slots = self.slots()?;
         let config_of = |slot: Slot| {
-            slots
-                .iter()
-                .find(|s| s.stat.slot == slot)
-                .map_or(
-                    SlotConfig {
-                        container: None,
-                        weight: 0,
-                    },
-                    |s| SlotConfig {
-                        container: s.container.clone(),
-                        weight: u8::try_from(s.stat.weight).unwrap_or(FULL),
-                    },
-                )
+            slots.iter().find(|s| s.stat.slot == slot).map_or(
+                SlotConfig {
+                    container: None,
+                    weight: 0,
+                },
+                |s| SlotConfig {
+                    container: s.container.clone(),
+                    weight: u8::try_from(s.stat.weight).unwrap_or(FULL),
+                },
+            )
         };
         self.write_config(&config_of(Slot::A), &config_of(Slot::B))
     }

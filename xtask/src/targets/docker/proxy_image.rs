@@ -45,9 +45,9 @@ impl std::str::FromStr for ProxyImage {
             );
         };
         let name_ok = !name.is_empty()
-            && name.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:".contains(c)
-            });
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:".contains(c));
         if !name_ok {
             bail!("proxy image `{s}`: `{name}` is not an image name");
         }

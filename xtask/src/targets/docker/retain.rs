@@ -26,7 +26,9 @@ pub struct Stopped {
 
 impl Protected {
     pub fn covers(&self, c: &Stopped) -> bool {
-        c.release.as_ref().is_some_and(|r| self.releases.contains(r))
+        c.release
+            .as_ref()
+            .is_some_and(|r| self.releases.contains(r))
             || c.digest.as_ref().is_some_and(|d| self.digests.contains(d))
     }
 }
