@@ -162,6 +162,10 @@ impl Run {
             Err(e) => return Err(Failure::Touched(format!("switching traffic failed: {e:#}"))),
         };
         let sha = &req.image.sha;
+        eprintln!(
+            "traffic switched to {sha} {:.2}s after the release started",
+            self.started.elapsed().as_secs_f64()
+        );
         let timeout = req.verify_timeout.min(std::time::Duration::from_secs(30));
         let outcome = eng.probe.verify(&url, sha, None, timeout, true);
         if !outcome.ok() {
