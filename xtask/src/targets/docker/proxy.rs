@@ -97,6 +97,13 @@ impl Proxy {
     pub fn check(&self) -> anyhow::Result<()> {
         match self.inspect()? {
             Some(c) => {
+                let runs = c.label(IMAGE_LABEL).unwrap_or("-");
+                if let Some(wanted) = self.image.as_ref().filter(|w| w.to_string() != runs) {
+                    eprintln!(
+                        "warning: the proxy {} runs {runs}, the config names {wanted}: a release does not replace the proxy; to move to it, `docker rm -f {}` and deploy again (the service is down until the new proxy answers; see docs/rollback.md)",
+                        self.name, self.name
+                    );
+                }
                 let published = published_port(&c.name)?;
                 if let Some(published) = published.filter(|p| *p != self.port) {
                     bail!(
