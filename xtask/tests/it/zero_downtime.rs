@@ -82,8 +82,12 @@ impl Stage {
 
     /// A stand-in image for `sha` that reports `reports` on /version.
     fn image(&self, sha: &str, reports: &str) -> String {
+        self.standin(sha, Standin::new(reports))
+    }
+
+    fn standin(&self, sha: &str, standin: Standin) -> String {
         let tag = format!("{}:{sha}", self.repo);
-        Standin::new(reports).build(&tag);
+        standin.build(&tag);
         push(&tag)
     }
 
@@ -325,6 +329,34 @@ fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
     .expect("the restarted proxy serves again");
     assert!(back.contains(&b), "{back}");
 
+    // The proxy answers errors (the release it sends to is gone): status
+    // says where the last verified release is, and its command works as
+    // printed.
+    let serving = stage
+        .containers()
+        .into_iter()
+        .find(|(n, running)| *running && n.ends_with(&b[..12]))
+        .expect("B's container")
+        .0;
+    docker_ok(&["rm", "-f", &serving]);
+    assert_eq!(http_get(&format!("{}/version", stage.url())).0, 503);
+    let status = stage.xtask(&["status", "--env", "staging"]);
+    let err = status.single_error().to_owned();
+    assert!(err.contains("serves nothing"), "{err}");
+    let command = err
+        .split('`')
+        .nth(1)
+        .and_then(|c| c.strip_prefix("cargo xtask "))
+        .expect("a command");
+    let args: Vec<&str> = command.split_whitespace().collect();
+    stage.xtask(&args).expect_success();
+    assert_eq!(
+        stage
+            .xtask(&["status", "--env", "staging", "--json"])
+            .last_json()["reported_sha"],
+        b.as_str()
+    );
+
     // A foreign container under the proxy's name: refused, untouched.
     docker_ok(&["rm", "-f", &proxy]);
     let image = proxy_image(&stage.project);
@@ -403,4 +435,48 @@ fn a_second_ctrl_c_mid_release_leaves_the_verified_release_serving() {
         stage.xtask(&args).expect_success();
     }
     assert_eq!(http_get(&format!("{}/version", stage.url())).0, 200);
+}
+
+/// The old release dies while it drains (a slow request in flight on it):
+/// the release completes on the new one, and the probe sees no failure.
+#[test]
+fn a_release_container_dying_during_the_drain_loses_nothing_serving() {
+    let stage = Stage::new("drain");
+    let (a, b) = (sha('a'), sha('b'));
+    stage.standin(&a, Standin::new(&a).delay_ms(4000));
+    stage.image(&b, &b);
+    stage
+        .xtask(&["deploy", &a, "--env", "staging"])
+        .expect_success();
+    let old = stage
+        .containers()
+        .into_iter()
+        .find(|(n, _)| n.ends_with(&a[..12]))
+        .expect("A")
+        .0;
+
+    // A slow request in flight on A keeps its slot draining.
+    let slow_url = format!("{}/work", stage.url());
+    let slow = std::thread::spawn(move || http_get(&slow_url).0);
+    let probe = Probe::start(&stage.url());
+    let mut child = stage
+        .cmd(&["deploy", &b, "--env", "staging", "--drain", "20"])
+        .spawn();
+    let draining = poll_until(Duration::from_secs(60), || {
+        let (status, body) = http_get(&format!("{}/version", stage.url()));
+        (status == 200 && body.contains(&b)).then_some(())
+    });
+    assert!(draining.is_some(), "never switched to B");
+    docker_ok(&["kill", &old]);
+    let done = poll_until(Duration::from_secs(60), || child.try_wait().ok().flatten());
+    assert!(
+        done.is_some_and(|s| s.success()),
+        "the deploy did not complete"
+    );
+    let (_, failed, _, seen) = probe.finish();
+    assert_eq!(failed, 0, "{seen:?}");
+    let _ = slow.join();
+    let status = stage.xtask(&["status", "--env", "staging", "--json"]);
+    status.expect_success();
+    assert_eq!(status.last_json()["reported_sha"], b.as_str());
 }
