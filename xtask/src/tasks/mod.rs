@@ -7,6 +7,7 @@ pub mod history;
 pub mod proxy;
 pub mod release;
 pub mod release_args;
+pub mod report;
 pub mod rollback;
 pub mod signing_report;
 pub mod status;
