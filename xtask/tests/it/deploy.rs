@@ -288,7 +288,8 @@ fn deploy_deploy_rollback_rollback_keeps_status_and_service_in_agreement() {
     stage.assert_runs("staging", &w.a.sha);
     let log = std::fs::read_to_string(&calls).expect("the wrappers were called");
     assert!(
-        log.lines().any(|l| l.starts_with("docker run")),
+        // A's retained container is started again (no `docker run`, no pull).
+        log.lines().any(|l| l.starts_with("docker start")),
         "the wrappers saw the rollback: {log}"
     );
     assert!(

@@ -177,7 +177,8 @@ fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
         "{}",
         status.stderr
     );
-    status.single_error();
+    // The proxy never left A: what runs is healthy, only the run is unfinished.
+    status.expect_success();
 
     // The next release fails too: A, the same container, comes back.
     let again = stage
