@@ -151,7 +151,28 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 .into_iter()
                 .find(|k| repos.get(*k) == &r.repository)
         });
-    let image = match (release::find_image(c.env, &repos, &sha, only), &chosen) {
+    // A release the target still holds (a retained container, its local
+    // image the digest the ledger recorded) needs no registry.
+    let retained = recorded
+        .as_ref()
+        .map(ledger::Release::image)
+        .filter(|image| chosen.as_ref().is_some_and(|(_, d, _)| *d == image.digest))
+        .filter(|image| target.retained_image(image));
+    let found = match &retained {
+        Some(image) => {
+            eprintln!(
+                "{sha} is retained on the {} target with the recorded digest {}: rolling back without the registry",
+                target.kind(),
+                image.digest
+            );
+            Ok((
+                only.unwrap_or(RepositoryKind::Canonical),
+                image.digest.clone(),
+            ))
+        }
+        None => release::find_image(c.env, &repos, &sha, only),
+    };
+    let image = match (found, &chosen) {
         (Ok((kind, digest)), _) => ImageRef {
             repository: repos.get(kind).clone(),
             sha: sha.clone(),

@@ -81,6 +81,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             LockState::Held(who) => serde_json::json!({"state": "held", "by": who}),
             LockState::Stale(why) => serde_json::json!({"state": "stale", "why": why}),
         },
+        "proxy": running.notes.get("proxy"),
+        "retained": running.notes.get("retained"),
         "at": output::now_rfc3339(),
     });
     if args.json {
@@ -95,7 +97,31 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 if healthy { "ok" } else { "NOT OK" },
                 reported_sha.as_ref().map_or("-", GitSha::as_str),
             ))?,
-            None => output::print_text(format!("{env} on {}: nothing deployed", target.kind()))?,
+            None => output::print_text(format!("{env} on {}: nothing serving", target.kind()))?,
+        }
+        if let Some(p) = running.notes.get("proxy").filter(|p| !p.is_null()) {
+            let text = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+            output::print_text(format!(
+                "  proxy   {} ({}), {}, port {} → {}",
+                text("container"),
+                text("image"),
+                if p["running"] == true {
+                    "running"
+                } else {
+                    "STOPPED"
+                },
+                p["port"],
+                text("upstream")
+            ))?;
+        }
+        if let Some(retained) = running.notes.get("retained").and_then(|r| r.as_array()) {
+            for r in retained {
+                output::print_text(format!(
+                    "  retained {} ({})",
+                    r["container"].as_str().unwrap_or("-"),
+                    r["image_sha"].as_str().unwrap_or("-")
+                ))?;
+            }
         }
     }
     // The one command that brings the last verified release back, exactly
@@ -146,10 +172,19 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     };
     match (&running.image_sha, current) {
         (None, Some(c)) if running.url.is_none() => bail!(
-            "{env} runs nothing on {}, but the ledger's last verified release is {} ({}){}",
+            "{env} serves nothing on {}; the ledger's last verified release is {} ({}), {}{}",
             target.kind(),
             c.image_sha,
             c.id,
+            where_is(&running.notes, c),
+            back(&way_back)
+        ),
+        (Some(sha), Some(c)) if running.url.is_none() => bail!(
+            "{env} is NOT serving: the {} target holds {sha} but nothing answers for it (proxy or release stopped); the ledger's last verified release is {} ({}), {}{}",
+            target.kind(),
+            c.image_sha,
+            c.id,
+            where_is(&running.notes, c),
             back(&way_back)
         ),
         (None, _) if running.url.is_none() => Ok(()),
@@ -162,5 +197,25 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             back(&way_back)
         ),
         _ => Ok(()),
+    }
+}
+
+/// Where the ledger's last verified release is, as the target shows it: a
+/// retained (stopped) container, else only in the registry.
+fn where_is(notes: &serde_json::Value, release: &ledger::Release) -> String {
+    let retained = notes
+        .get("retained")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+        .find(|r| {
+            r["release"] == release.id.as_str()
+                || r["image_digest"] == release.image_digest.as_str()
+        });
+    match retained.and_then(|r| r["container"].as_str()) {
+        Some(name) => {
+            format!("retained, stopped, in container {name} (started again without the registry)")
+        }
+        None => "no longer on the target (its image comes from the registry again)".to_owned(),
     }
 }

@@ -24,3 +24,4 @@ mod truth;
 mod verify_build;
 mod version;
 mod workflows;
+mod zero_downtime;

@@ -318,8 +318,7 @@ impl Env {
         let state = TempDir::new(label);
         let container = format!("xtask-it-supply-{label}-{}", std::process::id());
         let containers = DockerGuard::new();
-        containers.container(&container);
-        containers.container(&format!("{container}-previous"));
+        containers.environment(&container);
         let config = state.join("release.json");
         // Each environment its own port and container: a config that
         // shares them is refused as a whole.
@@ -352,7 +351,7 @@ impl Env {
             "ps",
             "-aq",
             "--filter",
-            &format!("name=^{}$", self.container),
+            &format!("name=^{}-", self.container),
         ])
         .is_empty()
     }
