@@ -13,6 +13,7 @@ mod deploy;
 mod lints;
 mod manifests;
 mod registry;
+mod standin;
 mod supply;
 mod truth;
 mod verify_build;

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use super::process::{TempDir, bin_dir};
 use super::project::workspace_root;
 
-const FAKES: &[&str] = &["cosign", "provider-services"];
+const FAKES: &[&str] = &["cosign", "provider-services", "standin-api"];
 
 /// The path of a fake binary of `test-fakes` (`"cosign"`, `"provider-services"`).
 ///

@@ -18,6 +18,8 @@
 //! - The operations tools ([`require_tool`], [`run_clean`]): zizmor,
 //!   yamllint, kubernetes-validate, shellcheck and kubectl, from
 //!   `.ci/setup`'s pinned install or PATH; missing under CI is a failure.
+//! - [`standin`]: images of the stand-in api (`standin-api`), faulty or slow
+//!   on request, for the engine, proxy and canary tests.
 //! - Small helpers: [`free_port`], [`poll_until`], [`http_get`], [`TempDir`],
 //!   [`at_exit`], [`path_without`], [`bin_dir`].
 //!
@@ -34,6 +36,7 @@ mod process;
 mod project;
 mod proxy;
 mod registry;
+pub mod standin;
 mod tools;
 pub mod world;
 

@@ -1,0 +1,165 @@
+//! Images of the stand-in api (`standin-api`, a bin of `test-fakes`): they
+//! answer `/health`, `/readiness`, `/version` (with the SHA they are built
+//! for) and `/metrics` like the api, build in about a second, and can be
+//! made faulty or slow. Deploy, proxy and canary tests run on them; only the
+//! build tests need a real clean build of the api.
+//!
+//! ```ignore
+//! let tag = format!("{}:{sha}", repo);
+//! Standin::new(&sha).error_rate(0.25).build(&tag);
+//! let digest = push(&tag);
+//! ```
+//!
+//! The image is `FROM scratch` with the binary and its shared libraries (from
+//! `ldd`: the fakes are ordinary dynamically linked test binaries), run as
+//! 65532 on port 8080, labelled like an api image
+//! (`org.opencontainers.image.revision`, `shipyard.binary.sha256`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::docker::docker_ok;
+use super::fakes::fake_bin;
+use super::process::TempDir;
+
+pub struct Standin {
+    sha: String,
+    error_rate: Option<f64>,
+    delay_ms: Option<u64>,
+}
+
+impl Standin {
+    pub fn new(sha: &str) -> Standin {
+        Standin {
+            sha: sha.to_owned(),
+            error_rate: None,
+            delay_ms: None,
+        }
+    }
+
+    /// That fraction of non-probe requests is answered 500.
+    pub fn error_rate(mut self, rate: f64) -> Standin {
+        self.error_rate = Some(rate);
+        self
+    }
+
+    /// Non-probe requests are answered after that many milliseconds.
+    pub fn delay_ms(mut self, ms: u64) -> Standin {
+        self.delay_ms = Some(ms);
+        self
+    }
+
+    /// The command line baked into the image's ENTRYPOINT.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![
+            "/standin-api".to_owned(),
+            "--sha".to_owned(),
+            self.sha.clone(),
+        ];
+        if let Some(rate) = self.error_rate {
+            argv.extend(["--error-rate".to_owned(), rate.to_string()]);
+        }
+        if let Some(ms) = self.delay_ms {
+            argv.extend(["--delay-ms".to_owned(), ms.to_string()]);
+        }
+        argv
+    }
+
+    /// `docker build` the image, tagged `tag` (local only; see [`push`]).
+    pub fn build(&self, tag: &str) {
+        let rootfs = rootfs();
+        let dir = TempDir::new("standin-image");
+        let entrypoint = serde_json::to_string(&self.argv()).expect("argv as JSON");
+        let dockerfile = format!(
+            "FROM scratch\n\
+             COPY rootfs/ /\n\
+             LABEL org.opencontainers.image.revision=\"{sha}\" shipyard.binary.sha256=\"{binary}\" org.opencontainers.image.title=\"standin-api\"\n\
+             USER 65532:65532\n\
+             EXPOSE 8080\n\
+             ENV API_PORT=8080 API_SHUTDOWN_GRACE_SECS=5\n\
+             ENTRYPOINT {entrypoint}\n",
+            sha = self.sha,
+            binary = rootfs.binary_sha256,
+        );
+        std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+        copy_dir(&rootfs.dir.join("rootfs"), &dir.join("rootfs"));
+        docker_ok(&[
+            "build",
+            "--quiet",
+            "--tag",
+            tag,
+            &dir.path().display().to_string(),
+        ]);
+    }
+}
+
+/// `docker push <tag>`; the manifest digest from its `digest: sha256:… size:` line.
+pub fn push(tag: &str) -> String {
+    let out = docker_ok(&["push", tag]);
+    out.lines()
+        .find_map(|l| {
+            let rest = l.split("digest: ").nth(1)?;
+            rest.split_whitespace().next().map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("`docker push {tag}` printed no digest:\n{out}"))
+}
+
+struct Rootfs {
+    dir: TempDir,
+    binary_sha256: String,
+}
+
+/// The binary and its libraries laid out as they are found on this host,
+/// made once per test process.
+fn rootfs() -> &'static Rootfs {
+    static ROOTFS: OnceLock<Rootfs> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = TempDir::new("standin-rootfs");
+        dir.remove_at_exit();
+        let root = dir.join("rootfs");
+        let binary = fake_bin("standin-api");
+        copy_file(&binary, &root.join("standin-api"));
+        for lib in shared_libs(&binary) {
+            let rel = lib.strip_prefix("/").expect("absolute library path");
+            copy_file(&lib, &root.join(rel));
+        }
+        let binary_sha256 = super::docker::sha256sum(&root.join("standin-api"));
+        Rootfs { dir, binary_sha256 }
+    })
+}
+
+/// What `ldd` names: `libc.so.6 => /lib/…/libc.so.6 (0x…)` and the loader
+/// `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vDSO has no file.
+fn shared_libs(binary: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(binary).output().expect("run ldd");
+    assert!(out.status.success(), "ldd {} failed", binary.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// Copy following symlinks (a library's name is often a link), mode kept.
+fn copy_file(from: &Path, to: &Path) {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).expect("create folders");
+    }
+    std::fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("copy {} → {}: {e}", from.display(), to.display()));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            copy_file(&path, &to.join(entry.file_name()));
+        }
+    }
+}
