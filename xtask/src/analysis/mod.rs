@@ -11,16 +11,19 @@
 //! - `step.rs`: the measurements of one canary step and its verdict
 //! - `template.rs`: the thresholds, their defaults and `release.json` keys
 //! - `promql.rs`: the same counts asked of a Prometheus server instead
+//! - `report.rs`: the bounds and each step's figures, for the ledger
 //!
 //! Nothing here touches a target: the engine hands in the scraped counts.
 
 pub mod exposition;
 pub mod promql;
+pub mod report;
 pub mod step;
 pub mod template;
 pub mod window;
 
 pub use exposition::Counts;
+pub use promql::Side;
 pub use template::{AnalysisConfig, OnInconclusive, Template};
 pub use window::Window;
 

@@ -55,6 +55,8 @@ pub enum Reason {
     Manual,
     FailedVerification,
     Interrupted,
+    /// A canary aborted by its analysis (the figures are in `analysis`).
+    FailedAnalysis,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -100,6 +102,12 @@ pub struct Release {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub left_on_sha: Option<GitSha>,
+    /// `canary` when the release went in by weighted steps (absent: all at once).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub strategy: Option<crate::model::strategy::StrategyKind>,
+    /// A canary's bounds and the figures of every step it reached.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub analysis: Option<crate::analysis::report::Report>,
     pub started_at: String,
     pub duration_sec: f64,
     /// When this line was written.
@@ -272,6 +280,8 @@ mod tests {
             verified: Verified::default(),
             error: None,
             left_on_sha: None,
+            strategy: None,
+            analysis: None,
             started_at: "2026-01-01T00:00:00Z".to_owned(),
             duration_sec: 0.0,
             at: "2026-01-01T00:00:00Z".to_owned(),

@@ -5,19 +5,28 @@
 //! ```text
 //! ask ─► start ─► apply ─► verify ─► settle                      complete
 //!  │       │        └────────┴─────► restore ─► fail (+ rollback) failed | interrupted
-//!  │       └─ Ctrl-C before apply ─► untouched                    interrupted
+//!  │       ├─ Ctrl-C before apply ─► untouched                    interrupted
+//!  │       └─ strategy canary ─────► canary.rs (steps, analysis)  complete | failed-analysis
 //!  └─ the target cannot be asked: error, nothing touched
 //! ```
+//!
+//! The strategy is a value in the [`Request`] (`strategy.rs`): bluegreen is
+//! the path above; a canary starts beside the stable release and moves
+//! traffic in judged steps (`canary.rs`).
 //!
 //! The engine never imports a task. The target, the probe, the ledger and
 //! the interrupt flag come in through [`Engine`], so the unit tests
 //! (`tests.rs`) drive every path with an in-memory target.
 
 mod before;
+mod canary;
+#[cfg(test)]
+mod canary_tests;
 mod checks;
 mod finish;
 mod restore;
 mod run;
+pub mod strategy;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +35,7 @@ use std::time::Duration;
 
 pub use checks::{check_digest, find_image, read_metadata, supply};
 pub use finish::finish;
+pub use strategy::Strategy;
 
 use crate::ledger::{Ledger, Reason, RecordKind, Release, Status};
 use crate::model::digest::Digest;
@@ -62,6 +72,8 @@ pub struct Request {
     pub reason: Option<Reason>,
     pub verify_timeout: Duration,
     pub initiated_by: String,
+    /// All at once, or a canary in judged steps (rollbacks: always at once).
+    pub strategy: Strategy,
 }
 
 /// The release as it ended, and the automatic rollback when it failed.
@@ -79,6 +91,8 @@ impl Outcome {
 pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
     let releases = eng.ledger.read_reporting()?;
     let before = before::Before::ask(eng.target, eng.probe, &releases)?;
+    canary::recover(&releases, &before, eng)?;
+    let canary = canary::prepare(&req, &before, eng)?;
     let mut run = run::Run::start(&req, &before, eng)?;
     if (eng.interrupted)() {
         run.untouched(&before, eng)?;
@@ -86,6 +100,9 @@ pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
             release: run.release,
             auto_rollback: None,
         });
+    }
+    if let Some(canary) = canary {
+        return canary::run(run, &req, canary, eng);
     }
     let failure = match run.apply_and_verify(&req, &before, eng) {
         Ok(()) => {

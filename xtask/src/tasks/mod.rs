@@ -9,4 +9,5 @@ pub mod release_args;
 pub mod rollback;
 pub mod signing_report;
 pub mod status;
+pub mod strategy_args;
 pub mod verify_build;

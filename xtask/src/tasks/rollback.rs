@@ -134,6 +134,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             reason: Some(Reason::Manual),
             verify_timeout: c.verify_timeout(),
             initiated_by: git::actor(&project.root),
+            // A rollback returns to a verified release: all at once, no steps.
+            strategy: crate::release::Strategy::BlueGreen,
         },
         &c.engine(&*target, &ledger, project),
     )?;
