@@ -1,16 +1,18 @@
 //! One release's request counters, read from its `/metrics` (Prometheus text
-//! format 0.0.4) with `prometheus-parse`, summed over the routes that carry
-//! real traffic.
+//! format 0.0.4) with `prom_text_format_parser`, summed over the routes that
+//! carry real traffic.
 //!
-//! The parser skips lines it cannot read instead of failing, so what it
-//! returns is checked here: both families must be declared (the api always
-//! writes their `# TYPE` lines, even before its first request), every value
-//! finite and non-negative, the buckets cumulative, and the request counter
-//! equal to the histogram's `+Inf` bucket. Anything else is malformed, and a
-//! malformed canary is a failed check, never a pass.
+//! The parser follows the format's grammar (escaped label values, braces
+//! inside them as in axum's `/{id}` route templates) and refuses text it
+//! cannot read. What it returns is checked too: both families must be
+//! declared with their types (the api always writes their `# TYPE` lines,
+//! even before its first request), every value finite and non-negative, the
+//! buckets cumulative, and the request counter equal to the histogram's
+//! `+Inf` bucket. Anything else is malformed, and a malformed canary is a
+//! failed check, never a pass.
 
 use anyhow::{Context, bail};
-use prometheus_parse::{Scrape, Value};
+use prom_text_format_parser::{Scrape, ScrapeParseError, Type, ValueType};
 
 /// The api's metric names (`api/src/metrics.rs`: a contract, never renamed).
 pub const REQUESTS: &str = "http_requests_total";
@@ -35,38 +37,69 @@ pub struct Counts {
 
 /// Read an exposition; `Err` names what was wrong with it.
 pub fn parse(text: &str) -> anyhow::Result<Counts> {
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = Scrape::parse(lines).context("reading the metrics text")?;
-    for (family, kind) in [(REQUESTS, "counter"), (DURATION, "histogram")] {
-        let declared = format!("# TYPE {family} {kind}");
-        if !text.lines().any(|l| l.trim() == declared) {
-            bail!("malformed metrics: no `{declared}` line (is this the api's /metrics?)");
+    let (text, empty) = set_aside_empty_families(text);
+    let scrape = Scrape::parse(&text).map_err(|e| match e {
+        ScrapeParseError::Parse(e) => anyhow::anyhow!("malformed metrics: {}", first_line(&e)),
+        ScrapeParseError::Collect(errors) => anyhow::anyhow!(
+            "malformed metrics: {}",
+            errors.first().map_or("unreadable".to_owned(), |m| format!(
+                "lines {:?}: {}",
+                m.line_no, m.error
+            ))
+        ),
+    })?;
+    for (name, kind) in [(REQUESTS, "counter"), (DURATION, "histogram")] {
+        if empty.contains(&format!("{name} {kind}")) {
+            continue;
+        }
+        if !scrape.metrics.iter().any(|m| m.name == name) {
+            bail!("malformed metrics: no {name} family (is this the api's /metrics?)");
         }
     }
     let mut counts = Counts::default();
-    let mut buckets: Vec<(f64, f64)> = Vec::new();
-    for sample in &scrape.samples {
-        if sample
-            .labels
-            .get("route")
-            .is_some_and(|r| PROBE_ROUTES.contains(&r))
-        {
-            continue;
-        }
-        match (sample.metric.as_str(), &sample.value) {
-            (REQUESTS, Value::Counter(v) | Value::Untyped(v)) => {
-                let v = checked(*v, REQUESTS)?;
-                counts.requests += v;
-                let status = sample.labels.get("status").with_context(|| {
-                    format!("malformed metrics: a {REQUESTS} sample has no status label")
-                })?;
-                if status.starts_with('5') {
-                    counts.errors += v;
-                }
+    for metric in family(&scrape, REQUESTS, Type::Counter)? {
+        for sample in &metric.samples {
+            if probe(&sample.labels) {
+                continue;
             }
-            (DURATION, Value::Histogram(series)) => add_series(&mut buckets, series)?,
-            _ => {}
+            let v = checked(sample.value.value.as_str(), REQUESTS)?;
+            counts.requests += v;
+            let status = label(&sample.labels, "status").with_context(|| {
+                format!("malformed metrics: a {REQUESTS} sample has no status label")
+            })?;
+            if status.starts_with('5') {
+                counts.errors += v;
+            }
         }
+    }
+    // One labelled series at a time: (labels without `le`) → its buckets.
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for metric in family(&scrape, DURATION, Type::Histogram)? {
+        for sample in &metric.samples {
+            if probe(&sample.labels) || sample.value.value_type != ValueType::Sample {
+                continue;
+            }
+            let le = label(&sample.labels, "le").with_context(|| {
+                format!("malformed metrics: a {DURATION} bucket has no le label")
+            })?;
+            let le = bound(le)?;
+            let v = checked(sample.value.value.as_str(), DURATION)?;
+            let key: Vec<String> = sample
+                .labels
+                .iter()
+                .filter(|l| l.key != "le")
+                .map(|l| format!("{}={}", l.key, l.value))
+                .collect();
+            let key = key.join(",");
+            match series.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, buckets)) => buckets.push((le, v)),
+                None => series.push((key, vec![(le, v)])),
+            }
+        }
+    }
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for (_, one) in series {
+        add_series(&mut buckets, one)?;
     }
     if let Some(&(_, total)) = buckets.last()
         && (total - counts.requests).abs() > 0.5
@@ -83,16 +116,81 @@ pub fn parse(text: &str) -> anyhow::Result<Counts> {
     Ok(counts)
 }
 
+/// The parser refuses a `# TYPE` (or `# HELP`) line with no sample after
+/// it, which the format allows and the api writes before its first request:
+/// those lines are set aside, and the families returned as `name kind`.
+fn set_aside_empty_families(text: &str) -> (String, Vec<String>) {
+    let has_samples = |name: &str| {
+        text.lines().filter(|l| !l.starts_with('#')).any(|l| {
+            l.strip_prefix(name).is_some_and(|rest| {
+                let rest = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| rest.strip_prefix(s))
+                    .unwrap_or(rest);
+                rest.starts_with(['{', ' ', '\t'])
+            })
+        })
+    };
+    let mut empty = Vec::new();
+    let mut kept = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("#"), Some(kw @ ("TYPE" | "HELP")), Some(name)) =
+            (words.next(), words.next(), words.next())
+            && !has_samples(name)
+        {
+            if kw == "TYPE" {
+                empty.push(format!("{name} {}", words.next().unwrap_or_default()));
+            }
+            continue;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    (kept, empty)
+}
+
+/// The metrics of one family, which must be of `kind`.
+fn family<'a>(
+    scrape: &'a Scrape,
+    name: &str,
+    kind: Type,
+) -> anyhow::Result<Vec<&'a prom_text_format_parser::Metric>> {
+    let found: Vec<_> = scrape.metrics.iter().filter(|m| m.name == name).collect();
+    if let Some(m) = found.iter().find(|m| m.kind != kind) {
+        bail!("malformed metrics: {name} is a {}, not a {kind}", m.kind);
+    }
+    Ok(found)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim()
+}
+
+fn label<'a>(labels: &'a prom_text_format_parser::Labels, key: &str) -> Option<&'a str> {
+    labels
+        .iter()
+        .find(|l| l.key == key)
+        .map(|l| l.value.as_str())
+}
+
+fn probe(labels: &prom_text_format_parser::Labels) -> bool {
+    label(labels, "route").is_some_and(|r| PROBE_ROUTES.contains(&r))
+}
+
+fn bound(le: &str) -> anyhow::Result<f64> {
+    let v: f64 = le
+        .parse()
+        .map_err(|_| anyhow::anyhow!("malformed metrics: the bucket bound le=\"{le}\""))?;
+    if v.is_nan() {
+        bail!("malformed metrics: the bucket bound le=\"{le}\"");
+    }
+    Ok(v)
+}
+
 /// Add one labelled series' buckets into the sum; every series of the api
 /// has the same bounds.
-fn add_series(
-    sum: &mut Vec<(f64, f64)>,
-    series: &[prometheus_parse::HistogramCount],
-) -> anyhow::Result<()> {
-    let mut mine: Vec<(f64, f64)> = series
-        .iter()
-        .map(|b| Ok((b.less_than, checked(b.count, DURATION)?)))
-        .collect::<anyhow::Result<_>>()?;
+fn add_series(sum: &mut Vec<(f64, f64)>, mut mine: Vec<(f64, f64)>) -> anyhow::Result<()> {
     mine.sort_by(|a, b| a.0.total_cmp(&b.0));
     if mine.last().is_none_or(|(le, _)| *le != f64::INFINITY) {
         bail!("malformed metrics: a {DURATION} series has no le=\"+Inf\" bucket");
@@ -113,11 +211,10 @@ fn add_series(
     Ok(())
 }
 
-fn checked(v: f64, family: &str) -> anyhow::Result<f64> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        bail!("malformed metrics: {family} has the value {v}")
+fn checked(raw: &str, family: &str) -> anyhow::Result<f64> {
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => bail!("malformed metrics: {family} has the value {raw}"),
     }
 }
 
@@ -165,14 +262,14 @@ api_ready 1
 
     #[test]
     fn a_fresh_release_has_zero_requests() {
-        let fresh = "# TYPE http_requests_total counter\n# TYPE http_request_duration_seconds histogram\napi_ready 1\n";
+        let fresh = "# TYPE http_requests_total counter\n# TYPE http_request_duration_seconds histogram\n# TYPE api_ready gauge\napi_ready 1\n";
         assert_eq!(parse(fresh).expect("parses"), Counts::default());
     }
 
     #[test]
     fn malformed_text_is_an_error_naming_the_fault() {
         let cases = [
-            ("<html>502 Bad Gateway</html>", "no `# TYPE http_requests_total"),
+            ("<html>502 Bad Gateway</html>", "malformed metrics"),
             (
                 &SAMPLE.replace("status=\"500\"} 10\n#", "status=\"500\"} NaN\n#"),
                 "value NaN",
@@ -200,5 +297,21 @@ api_ready 1
             let err = parse(text).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains(expected), "{expected:?} not in {err:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod standin {
+    /// `/metrics` of the test stand-in (`standin-api --error-rate 0.25
+    /// --delay-ms 30`, 40 requests to `/work/N`, one `/health`), captured:
+    /// its catch-all route template `/{*rest}` has braces in a label value.
+    #[test]
+    fn reads_the_standin_api_exposition() {
+        let c = super::parse(include_str!("testdata/standin-metrics.txt")).expect("parses");
+        assert_eq!((c.requests, c.errors), (40.0, 10.0));
+        let w = super::super::Window::between(&super::Counts::default(), &c).expect("window");
+        // All 40 between 25 and 50 ms.
+        let p99 = w.quantile(0.99).expect("p99");
+        assert!(p99 > 0.025 && p99 <= 0.05, "{p99}");
     }
 }

@@ -69,7 +69,9 @@ impl Figures {
         Figures {
             requests: whole(canary.requests),
             errors: whole(canary.errors),
-            success_rate: canary.success_rate().map(|r| (r * 10_000.0).round() / 10_000.0),
+            success_rate: canary
+                .success_rate()
+                .map(|r| (r * 10_000.0).round() / 10_000.0),
             p99_ms: canary.quantile(0.99).map(ms),
             stable_requests: stable.map(|s| whole(s.requests)),
             stable_p99_ms: stable.and_then(|s| s.quantile(0.99)).map(ms),
@@ -137,11 +139,7 @@ pub fn judge(t: &Template, canary: &Window, stable: Option<&Window>) -> Measurem
     if let Some(p) = p99
         && p > max
     {
-        failed.push(format!(
-            "p99 {:.0} ms > {:.0} ms",
-            p * 1000.0,
-            max * 1000.0
-        ));
+        failed.push(format!("p99 {:.0} ms > {:.0} ms", p * 1000.0, max * 1000.0));
     }
     // The relative bound needs a stable p99 worth comparing with.
     let stable_p99 = stable

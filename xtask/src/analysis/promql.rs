@@ -44,7 +44,9 @@ impl Server {
             }
         }
         if self.canary == self.stable {
-            bail!("analysis.prometheus: canary and stable select the same series; give each its own matchers");
+            bail!(
+                "analysis.prometheus: canary and stable select the same series; give each its own matchers"
+            );
         }
         Ok(())
     }
@@ -72,7 +74,11 @@ impl Server {
         );
         let r = http::get(&url, Duration::from_secs(5))?;
         if r.status != 200 {
-            bail!("Prometheus answered {} to `{promql}`: {}", r.status, r.body.trim());
+            bail!(
+                "Prometheus answered {} to `{promql}`: {}",
+                r.status,
+                r.body.trim()
+            );
         }
         vector(&r.body).with_context(|| format!("Prometheus' answer to `{promql}`"))
     }
@@ -160,14 +166,18 @@ mod tests {
 
     #[test]
     fn reads_instant_vectors_into_counts() {
-        let status = vector(r#"{"status":"success","data":{"resultType":"vector","result":[
+        let status = vector(
+            r#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"status":"200"},"value":[1700000000.1,"75"]},
-            {"metric":{"status":"503"},"value":[1700000000.1,"25"]}]}}"#)
+            {"metric":{"status":"503"},"value":[1700000000.1,"25"]}]}}"#,
+        )
         .expect("vector");
-        let le = vector(r#"{"status":"success","data":{"resultType":"vector","result":[
+        let le = vector(
+            r#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"le":"+Inf"},"value":[1,"100"]},
             {"metric":{"le":"0.5"},"value":[1,"100"]},
-            {"metric":{"le":"0.1"},"value":[1,"60"]}]}}"#)
+            {"metric":{"le":"0.1"},"value":[1,"60"]}]}}"#,
+        )
         .expect("vector");
         let c = counts_of(&status, &le).expect("counts");
         assert_eq!((c.requests, c.errors), (100.0, 25.0));
@@ -179,7 +189,9 @@ mod tests {
 
     #[test]
     fn errors_and_bad_settings_are_refused() {
-        assert!(vector(r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#).is_err());
+        assert!(
+            vector(r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#).is_err()
+        );
         assert!(vector("<html>").is_err());
         let mut s = Server {
             url: "http://127.0.0.1:9090".into(),

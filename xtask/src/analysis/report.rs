@@ -67,7 +67,10 @@ pub struct StepReport {
 impl StepReport {
     /// `step 1 (10%) failed: success rate 76.0% < 99.0% [success 76.0% (6 of 25 requests answered 5xx), p99 4.8 ms]`
     pub fn line(&self) -> String {
-        let why = self.why.as_deref().map_or(String::new(), |w| format!(": {w}"));
+        let why = self
+            .why
+            .as_deref()
+            .map_or(String::new(), |w| format!(": {w}"));
         format!(
             "step {} ({}%) {}{why} [{}]",
             self.step,

@@ -162,9 +162,15 @@ mod tests {
     fn thin_traffic_grows_the_window_until_it_can_be_judged() {
         let t = Template::default();
         let mut s = StepAnalysis::new(&t);
-        assert!(s.observe(Ok(counts(0.0, 0.0)), Ok(counts(0.0, 0.0))).is_none());
+        assert!(
+            s.observe(Ok(counts(0.0, 0.0)), Ok(counts(0.0, 0.0)))
+                .is_none()
+        );
         // 10 requests: not enough, the window stays open.
-        assert!(s.observe(Ok(counts(10.0, 0.0)), Ok(counts(90.0, 0.0))).is_none());
+        assert!(
+            s.observe(Ok(counts(10.0, 0.0)), Ok(counts(90.0, 0.0)))
+                .is_none()
+        );
         assert_eq!(s.verdict(), Verdict::Inconclusive);
         let m = s
             .observe(Ok(counts(25.0, 0.0)), Ok(counts(200.0, 0.0)))

@@ -96,7 +96,9 @@ impl AnalysisConfig {
             );
         }
         if t.min_requests == 0 {
-            bail!("analysis.min_requests is 0: a window with no request proves nothing; give 1 or more");
+            bail!(
+                "analysis.min_requests is 0: a window with no request proves nothing; give 1 or more"
+            );
         }
         if !(t.min_success_rate > 0.0 && t.min_success_rate <= 1.0) {
             bail!(
@@ -148,7 +150,10 @@ mod tests {
             (r#"{"inconclusive": "maybe"}"#, "unknown variant"),
             (r#"{"succes_rate": 0.9}"#, "unknown field"),
         ] {
-            let err = config(json).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = config(json)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains(key), "{json}: {err}");
         }
     }

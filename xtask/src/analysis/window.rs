@@ -110,7 +110,7 @@ mod tests {
     fn counters_that_go_down_are_a_restart_not_a_window() {
         let before = counts(100.0, 0.0, &[(0.1, 100.0), (INF, 100.0)]);
         let after = counts(3.0, 0.0, &[(0.1, 3.0), (INF, 3.0)]);
-        let err = Window::between(&before, &after).err().expect("refused");
+        let err = Window::between(&before, &after).expect_err("refused");
         assert!(err.to_string().contains("restarted"), "{err}");
     }
 

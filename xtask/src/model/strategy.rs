@@ -7,7 +7,15 @@ use std::str::FromStr;
 use anyhow::bail;
 
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyKind {
@@ -96,7 +104,10 @@ mod tests {
 
     #[test]
     fn parses_and_checks_steps() {
-        assert_eq!("10,50,100".parse::<Steps>().expect("ok").weights(), [10, 50, 100]);
+        assert_eq!(
+            "10,50,100".parse::<Steps>().expect("ok").weights(),
+            [10, 50, 100]
+        );
         assert_eq!("5%, 25%".parse::<Steps>().expect("ok").weights(), [5, 25]);
         for (bad, said) in [
             ("", "not a weight"),
@@ -106,7 +117,11 @@ mod tests {
             ("50,10", "increase strictly"),
             ("10,10", "increase strictly"),
         ] {
-            let err = bad.parse::<Steps>().err().map(|e| e.to_string()).unwrap_or_default();
+            let err = bad
+                .parse::<Steps>()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains(said), "{bad:?}: {err}");
         }
         let from_json: Steps = serde_json::from_str("[20, 100]").expect("list");

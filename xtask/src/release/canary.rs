@@ -71,9 +71,9 @@ pub fn prepare<'a>(
 /// A canary the last run left unfinished (`kill -9` mid-step): all traffic
 /// back on the last verified release before anything else happens.
 pub fn recover(releases: &[Release], before: &Before, eng: &Engine) -> anyhow::Result<()> {
-    let unfinished = releases.last().is_some_and(|r| {
-        r.status == Status::Running && r.strategy == Some(StrategyKind::Canary)
-    });
+    let unfinished = releases
+        .last()
+        .is_some_and(|r| r.status == Status::Running && r.strategy == Some(StrategyKind::Canary));
     let stable = before.fallback.as_ref().map(|f| &f.image);
     if let (true, Ok(split), Some(stable)) = (unfinished, eng.target.split(), stable) {
         eprintln!(
@@ -102,13 +102,9 @@ pub fn run(mut run: Run, req: &Request, c: Prepared, eng: &Engine) -> anyhow::Re
     };
     run.release.url = Some(applied.url.clone());
     run.release.deployment_ref = Some(applied.deployment_ref);
-    let outcome = eng.probe.verify(
-        &applied.url,
-        &req.image.sha,
-        None,
-        req.verify_timeout,
-        true,
-    );
+    let outcome = eng
+        .probe
+        .verify(&applied.url, &req.image.sha, None, req.verify_timeout, true);
     run.release.verified = outcome.verified.clone();
     if !outcome.ok() || (eng.interrupted)() {
         let why = format!(
@@ -126,7 +122,13 @@ pub fn run(mut run: Run, req: &Request, c: Prepared, eng: &Engine) -> anyhow::Re
             plan.step_duration.as_secs()
         );
         if let Err(e) = c.split.set_weight(weight) {
-            return abort(run, &c, eng, None, format!("setting the weight to {weight}%: {e:#}"));
+            return abort(
+                run,
+                &c,
+                eng,
+                None,
+                format!("setting the weight to {weight}%: {e:#}"),
+            );
         }
         let report = step(i + 1, weight, &c, eng);
         let line = report.line();

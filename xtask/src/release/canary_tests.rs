@@ -347,13 +347,23 @@ fn a_healthy_canary_is_promoted_through_every_step_with_its_figures() {
     assert_eq!(*w.proxy.weights.borrow(), [10, 50, 100]);
     assert_eq!(w.stable(), Some('b'));
     let r = w.last_line();
-    assert_eq!((r.status, r.strategy), (Status::Complete, Some(StrategyKind::Canary)));
+    assert_eq!(
+        (r.status, r.strategy),
+        (Status::Complete, Some(StrategyKind::Canary))
+    );
     let steps = r.analysis.expect("figures in the ledger").steps;
-    assert!(steps.iter().all(|s| s.figures.requests >= 20 && s.figures.errors == 0));
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.figures.requests >= 20 && s.figures.errors == 0)
+    );
     assert_eq!(steps[0].figures.success_rate, Some(1.0));
     // A line per step, so a run killed later still shows the figures.
     let text = std::fs::read_to_string(w.ledger.path()).expect("ledger");
-    assert_eq!(text.lines().filter(|l| l.contains("\"bbbb")).count(), 1 + 3 + 1);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("\"bbbb")).count(),
+        1 + 3 + 1
+    );
 }
 
 #[test]
@@ -400,7 +410,10 @@ fn no_traffic_is_inconclusive_and_fails_closed_unless_configured() {
     assert_eq!(out.release.status, Status::Failed);
     assert_eq!(World::verdicts(&out), [(10, Verdict::Inconclusive)]);
     assert!(
-        out.release.error.as_deref().is_some_and(|e| e.contains("too little traffic")),
+        out.release
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("too little traffic")),
         "{:?}",
         out.release.error
     );
@@ -469,7 +482,10 @@ fn a_target_that_cannot_split_refuses_before_anything_is_recorded() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("cannot run a canary"), "{err}");
-    assert_eq!(std::fs::read_to_string(w.ledger.path()).expect("ledger"), lines);
+    assert_eq!(
+        std::fs::read_to_string(w.ledger.path()).expect("ledger"),
+        lines
+    );
 }
 
 #[test]

@@ -103,7 +103,11 @@ mod tests {
             panic!("canary expected")
         };
         assert_eq!(c.steps.weights(), [5, 50]);
-        assert_eq!(c.analysis.interval, Duration::from_secs(1), "clamped to the step");
+        assert_eq!(
+            c.analysis.interval,
+            Duration::from_secs(1),
+            "clamped to the step"
+        );
         let flags = Choice {
             kind: Some(StrategyKind::Bluegreen),
             ..Choice::default()
