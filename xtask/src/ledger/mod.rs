@@ -232,6 +232,15 @@ pub fn current(releases: &[Release]) -> Option<&Release> {
     releases.iter().rev().find(|r| r.status == Status::Complete)
 }
 
+/// The newest release is a canary that never finished (`kill -9` mid-step):
+/// the proxy may still send it a share of the traffic.
+pub fn unfinished_canary(releases: &[Release]) -> bool {
+    releases.last().is_some_and(|r| {
+        r.status == Status::Running
+            && r.strategy == Some(crate::model::strategy::StrategyKind::Canary)
+    })
+}
+
 /// The newest completed release of `sha` (its digest and rendered config).
 pub fn last_complete_of<'a>(releases: &'a [Release], sha: &GitSha) -> Option<&'a Release> {
     releases
