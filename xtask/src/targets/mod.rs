@@ -115,6 +115,12 @@ pub trait Target {
             self.kind()
         )
     }
+    /// The longest verification this target allows (`--verify-timeout` is
+    /// cut to it): a provider that closes a failing workload's lease by
+    /// itself (akash) must see the failed release replaced before that.
+    fn max_verify(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A target that runs the stable release and a canary side by side behind
