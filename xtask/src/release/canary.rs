@@ -35,14 +35,17 @@ pub struct Prepared<'a> {
     stable: ImageRef,
 }
 
-/// `None`: this release goes in all at once (bluegreen asked, or nothing
-/// verified runs to compare a canary with). `Err`: the target cannot split
-/// traffic (akash, kubernetes), before anything is touched.
+/// First, whatever strategy: a canary the last run left unfinished is
+/// recovered. `None`: this release goes in all at once (bluegreen asked, or
+/// nothing verified runs to compare a canary with). `Err`: the target
+/// cannot split traffic (akash, kubernetes), before anything is touched.
 pub fn prepare<'a>(
     req: &'a Request,
+    releases: &[Release],
     before: &Before,
     eng: &Engine<'a>,
 ) -> anyhow::Result<Option<Prepared<'a>>> {
+    recover(releases, before, eng)?;
     let Strategy::Canary(plan) = &req.strategy else {
         return Ok(None);
     };
@@ -70,10 +73,8 @@ pub fn prepare<'a>(
 
 /// A canary the last run left unfinished (`kill -9` mid-step): all traffic
 /// back on the last verified release before anything else happens.
-pub fn recover(releases: &[Release], before: &Before, eng: &Engine) -> anyhow::Result<()> {
-    let unfinished = releases
-        .last()
-        .is_some_and(|r| r.status == Status::Running && r.strategy == Some(StrategyKind::Canary));
+fn recover(releases: &[Release], before: &Before, eng: &Engine) -> anyhow::Result<()> {
+    let unfinished = crate::ledger::unfinished_canary(releases);
     let stable = before.fallback.as_ref().map(|f| &f.image);
     if let (true, Ok(split), Some(stable)) = (unfinished, eng.target.split(), stable) {
         eprintln!(

@@ -91,8 +91,7 @@ impl Outcome {
 pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
     let releases = eng.ledger.read_reporting()?;
     let before = before::Before::ask(eng.target, eng.probe, &releases)?;
-    canary::recover(&releases, &before, eng)?;
-    let canary = canary::prepare(&req, &before, eng)?;
+    let canary = canary::prepare(&req, &releases, &before, eng)?;
     let mut run = run::Run::start(&req, &before, eng)?;
     if (eng.interrupted)() {
         run.untouched(&before, eng)?;
