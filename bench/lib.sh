@@ -13,6 +13,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)
 cleanup() {
   if [ -n "${registry_pid:-}" ]; then kill "$registry_pid" 2>/dev/null || true; fi
   docker ps -aq --filter "name=xtask-bench-" | xargs -r docker rm -f >/dev/null
+  docker network ls -q --filter "name=xtask-bench-" | xargs -r docker network rm >/dev/null 2>&1 || true
   docker images --format '{{.Repository}}:{{.Tag}}' | grep "^127.0.0.1:${port:-0}/" | xargs -r docker rmi -f >/dev/null 2>&1 || true
   rm -rf "$work"
 }

@@ -80,6 +80,11 @@ enum Task {
     SigningReport(tasks::signing_report::Args),
     /// The four DORA keys of an environment from its ledger and git (frequency, lead time, failure rate, time to restore), with signing coverage
     Report(tasks::report::Args),
+    /// The docker target's reverse proxy (HAProxy): `proxy build` makes its image from this machine's binary
+    Proxy {
+        #[command(subcommand)]
+        action: tasks::proxy::Action,
+    },
     /// Start or stop the local registry used when no repository is configured
     Registry {
         #[command(subcommand)]
@@ -194,6 +199,7 @@ fn dispatch(task: Task, project: &Project) -> anyhow::Result<()> {
         Task::Release(args) => tasks::release::run(args, project),
         Task::SigningReport(args) => tasks::signing_report::run(args, project),
         Task::Report(args) => tasks::report::run(args, project),
+        Task::Proxy { action } => tasks::proxy::run(action, project),
         Task::Registry {
             action: RegistryAction::Up { port },
         } => registry::local::up(&project.state_dir(), port),

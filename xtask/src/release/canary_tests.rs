@@ -200,6 +200,7 @@ impl Target for Proxy {
                 image_digest: Some(i.digest),
                 url: Some("mem://proxy".to_owned()),
                 deployment_ref: Some("stable".to_owned()),
+                ..Running::default()
             },
             None => Running::default(),
         })

@@ -30,6 +30,7 @@ pub fn restore(eng: &Engine, before: &Before, timeout: Duration) -> Option<Resto
     let sha = &fallback.image.sha;
     eprintln!("rolling back to {sha}");
     let frozen = fallback.record.as_ref().and_then(|r| r.config.clone());
+    let kept_instance = kept.is_some();
     let (applied, config) = match kept {
         Some(applied) => (Some(applied), frozen),
         None => reapply(eng, &fallback.image, frozen),
@@ -44,7 +45,19 @@ pub fn restore(eng: &Engine, before: &Before, timeout: Duration) -> Option<Resto
     let Some(applied) = applied else {
         return Some(restored);
     };
-    let outcome = eng.probe.verify(&applied.url, sha, None, timeout, false);
+    let mut outcome = eng.probe.verify(&applied.url, sha, None, timeout, false);
+    let mut applied = applied;
+    // Re-applied beside a proxy: verified where it runs, then switched to.
+    if outcome.ok() && !kept_instance {
+        match eng.target.switch() {
+            Ok(Some(url)) => {
+                outcome = eng.probe.verify(&url, sha, None, timeout, false);
+                applied.url = url;
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("warning: switching back to {sha} failed: {e:#}"),
+        }
+    }
     if outcome.ok() {
         if let Err(e) = eng.target.commit() {
             eprintln!("warning: removing the failed instance's leftovers failed: {e:#}");

@@ -150,6 +150,33 @@ impl Run {
                 outcome.last_seen
             )));
         }
+        self.switch(req, eng)
+    }
+
+    /// Verified where it runs: the target moves users' traffic to it (a
+    /// proxy's switch) and it is verified again where users reach it. A
+    /// failure here is restored like any other: the old release is still
+    /// there to switch back to.
+    fn switch(&mut self, req: &Request, eng: &Engine) -> Result<(), Failure> {
+        let url = match eng.target.switch() {
+            Ok(Some(url)) => url,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Failure::Touched(format!("switching traffic failed: {e:#}"))),
+        };
+        let sha = &req.image.sha;
+        eprintln!(
+            "traffic switched to {sha} {:.2}s after the release started",
+            self.started.elapsed().as_secs_f64()
+        );
+        let timeout = req.verify_timeout.min(std::time::Duration::from_secs(30));
+        let outcome = eng.probe.verify(&url, sha, None, timeout, true);
+        if !outcome.ok() {
+            return Err(Failure::Touched(format!(
+                "verified directly, but not through {url} after the switch: {}",
+                outcome.last_seen
+            )));
+        }
+        self.release.url = Some(url);
         Ok(())
     }
 

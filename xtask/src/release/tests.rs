@@ -48,6 +48,10 @@ struct Mem {
     refused_untouched: RefCell<HashSet<GitSha>>,
     unhealthy: RefCell<HashSet<GitSha>>,
     restore_fails: Cell<bool>,
+    /// A target with a proxy: `switch` says where users reach the release,
+    /// and the service fails there when `proxy_fails`.
+    proxied: Cell<bool>,
+    proxy_fails: Cell<bool>,
 }
 
 impl Mem {
@@ -133,6 +137,14 @@ impl Target for Mem {
         Ok(self.applied())
     }
 
+    fn switch(&self) -> anyhow::Result<Option<String>> {
+        if !self.proxied.get() {
+            return Ok(None);
+        }
+        self.calls.borrow_mut().push("switch".to_owned());
+        Ok(Some("mem://proxy".to_owned()))
+    }
+
     fn commit(&self) -> anyhow::Result<()> {
         self.drop_instance(&self.kept);
         Ok(())
@@ -161,6 +173,7 @@ impl Target for Mem {
                 image_digest: Some(i.image.digest.clone()),
                 url: Some("mem://main".to_owned()),
                 deployment_ref: Some("mem".to_owned()),
+                ..Running::default()
             },
             None => Running::default(),
         })
@@ -174,7 +187,7 @@ impl Target for Mem {
 impl Probe for Mem {
     fn verify(
         &self,
-        _url: &str,
+        url: &str,
         sha: &GitSha,
         _previous: Option<&GitSha>,
         _timeout: Duration,
@@ -186,7 +199,8 @@ impl Probe for Mem {
             Point::Restore
         });
         let main = self.main.borrow();
-        let healthy = main.as_ref().is_some_and(|i| i.healthy);
+        let through_failing_proxy = url == "mem://proxy" && self.proxy_fails.get();
+        let healthy = main.as_ref().is_some_and(|i| i.healthy) && !through_failing_proxy;
         let serves = main.as_ref().is_some_and(|i| i.image.sha == *sha);
         Probed {
             verified: crate::ledger::Verified {
@@ -568,4 +582,24 @@ fn a_first_deploy_that_fails_leaves_nothing_running_and_says_so() {
     assert_eq!(w.runs(), None, "the failed instance is removed");
     let said = finish(&out, false).expect_err("non-zero").to_string();
     assert!(said.contains("nothing verified ran before"), "{said}");
+}
+
+#[test]
+fn a_release_that_fails_through_the_proxy_after_the_switch_is_switched_back() {
+    let w = World::new("proxy");
+    w.mem.proxied.set(true);
+    assert!(w.deploy('a').ok());
+    assert_eq!(w.deploy('a').release.url.as_deref(), Some("mem://proxy"));
+    w.mem.proxy_fails.set(true);
+    let out = w.deploy('b');
+    assert!(!out.ok());
+    let why = out.release.error.clone().unwrap_or_default();
+    assert!(why.contains("not through mem://proxy"), "{why}");
+    // Verified directly, switched, failed through the proxy, restored.
+    let calls = w.mem.calls.borrow().clone();
+    assert_eq!(
+        calls[calls.len() - 3..],
+        ["apply bbbbbbbbbbbb", "switch", "restore"]
+    );
+    assert_eq!(w.runs(), Some(('a', true)));
 }

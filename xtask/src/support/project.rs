@@ -80,6 +80,16 @@ pub struct ReleaseConfig {
     pub environments: BTreeMap<Environment, EnvironmentConfig>,
     /// The akash target's pinned CLI and placement (`targets::akash::settings`).
     pub akash: Option<crate::targets::akash::settings::AkashConfig>,
+    /// The docker target's reverse proxy (`XTASK_PROXY_IMAGE` overrides it).
+    pub proxy: Option<ProxyConfig>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `name[:tag]@sha256:…`: an official HAProxy image, or the last line of
+    /// `cargo xtask proxy build`.
+    pub image: String,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -94,9 +104,15 @@ pub struct Repositories {
 pub struct EnvironmentConfig {
     /// `docker`, `akash` or `kubernetes`; used in CI (a dev shell defaults to docker).
     pub target: Option<crate::targets::TargetKind>,
-    /// Docker: host port published on 127.0.0.1 (staging 18080, production 18081).
+    /// Docker: the port users reach on 127.0.0.1, published by the
+    /// environment's proxy (staging 18080, production 18081).
     pub port: Option<u16>,
-    /// Docker: the container's stable name (default `xtask-api-<env>`).
+    /// Docker: seconds the old release drains after a switch (default 30).
+    pub drain_secs: Option<u64>,
+    /// Docker: stopped releases kept for an instant rollback (default 5).
+    pub retain: Option<usize>,
+    /// Docker: the prefix of every container of the environment (default
+    /// `xtask-api-<env>`): `<container>-proxy`, `<container>-<release id>`.
     pub container: Option<String>,
     /// `API_*` settings passed to the service; part of each release's config.
     #[serde(default)]

@@ -193,6 +193,7 @@ impl Target for Kubernetes {
             image_ref: Some(image),
             url: self.url.clone(),
             deployment_ref: Some(format!("deployment/api in {}", self.namespace)),
+            ..Running::default()
         })
     }
 }

@@ -15,7 +15,7 @@ use crate::model::digest::Digest;
 use crate::model::environment::Environment;
 use crate::model::image::ImageRef;
 use crate::model::sha::GitSha;
-use crate::support::project::{EnvironmentConfig, Project};
+use crate::support::project::Project;
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -76,6 +76,9 @@ pub struct Running {
     pub image_digest: Option<Digest>,
     pub url: Option<String>,
     pub deployment_ref: Option<String>,
+    /// What else the target shows (docker: the proxy and the retained
+    /// releases); `null` where there is nothing more.
+    pub notes: serde_json::Value,
 }
 
 pub trait Target {
@@ -93,6 +96,13 @@ pub trait Target {
     /// whose instance a target that keeps one (docker) holds on to until the
     /// new release is verified, whatever an interrupted run left behind.
     fn apply(&self, config: &Path, keep: Option<&ImageRef>) -> anyhow::Result<Applied>;
+    /// The new release verified at `Applied::url`: move users' traffic to
+    /// it. `Ok(Some(url))`: where users reach it now, verified again there
+    /// (a proxy's port); `Ok(None)`: `apply` already moved the traffic
+    /// (a provider's or a cluster's rolling update).
+    fn switch(&self) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
     /// The new release is verified: drop what the target kept of the old one.
     fn commit(&self) -> anyhow::Result<()>;
     /// The new release failed: bring back what the target kept of the old one.
@@ -120,6 +130,12 @@ pub trait Target {
     /// itself (akash) must see the failed release replaced before that.
     fn max_verify(&self) -> Option<std::time::Duration> {
         None
+    }
+    /// Whether the target still holds this release itself (docker: a
+    /// retained container, its local image the recorded digest), so a
+    /// rollback to it needs no registry.
+    fn retained_image(&self, _image: &ImageRef) -> bool {
+        false
     }
 }
 
@@ -153,23 +169,53 @@ pub fn select(
     env: Environment,
     requested: Option<TargetKind>,
 ) -> anyhow::Result<Box<dyn Target>> {
-    let settings = project.release_config()?.environment(env);
-    let configured = std::env::var_os("CI").and(settings.target);
-    let kind = requested.or(configured).unwrap_or(TargetKind::Docker);
-    Ok(for_environment(kind, env, &settings, project))
+    select_with(project, env, requested, None)
 }
 
-fn for_environment(
-    kind: TargetKind,
-    env: Environment,
-    settings: &EnvironmentConfig,
+/// [`select`], with the drain a release asked for (`--drain`).
+pub fn select_with(
     project: &Project,
-) -> Box<dyn Target> {
-    match kind {
-        TargetKind::Docker => Box::new(docker::Docker::new(env, settings, &project.state_dir())),
+    env: Environment,
+    requested: Option<TargetKind>,
+    drain: Option<std::time::Duration>,
+) -> anyhow::Result<Box<dyn Target>> {
+    let config = project.release_config()?;
+    let settings = config.environment(env);
+    let configured = std::env::var_os("CI").and(settings.target);
+    let kind = requested.or(configured).unwrap_or(TargetKind::Docker);
+    Ok(match kind {
+        TargetKind::Docker => {
+            let proxy_image = docker::proxy_image::ProxyImage::configured(
+                config.proxy.as_ref().map(|p| p.image.as_str()),
+            )?;
+            let s = docker::Settings {
+                state_dir: project.state_dir(),
+                proxy_image,
+                protected: protected(project),
+                drain,
+            };
+            Box::new(docker::Docker::new(env, &settings, s))
+        }
         TargetKind::Akash => Box::new(akash::Akash::new(project)),
-        TargetKind::Kubernetes => Box::new(kubernetes::Kubernetes::new(env, settings, project)),
+        TargetKind::Kubernetes => Box::new(kubernetes::Kubernetes::new(env, &settings, project)),
+    })
+}
+
+/// The last verified release of every environment (read from each one's
+/// ledger): a retained container holding one is never pruned.
+fn protected(project: &Project) -> docker::retain::Protected {
+    let mut p = docker::retain::Protected::default();
+    for env in [Environment::Staging, Environment::Production] {
+        let releases = crate::ledger::Ledger::open(project, env)
+            .read()
+            .map(|r| r.releases)
+            .unwrap_or_default();
+        if let Some(current) = crate::ledger::current(&releases) {
+            p.releases.insert(current.id.clone());
+            p.digests.insert(current.image_digest.to_string());
+        }
     }
+    p
 }
 
 /// The one `image:` a rendered config file names (an SDL, a manifest): the

@@ -4,6 +4,7 @@
 pub mod ci_build;
 pub mod deploy;
 pub mod history;
+pub mod proxy;
 pub mod release;
 pub mod release_args;
 pub mod report;

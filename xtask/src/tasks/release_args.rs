@@ -36,6 +36,9 @@ pub struct ReleaseArgs {
     /// Fail unless cosign verifies the image's signature (default: the environment's policy in deploy/release.json, soft unless set)
     #[arg(long)]
     pub require_signature: bool,
+    /// Docker: seconds the old release drains after the switch before it is stopped [default: the environment's `drain_secs`, else 30]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=MAX_VERIFY_SECS))]
+    pub drain: Option<u64>,
     /// Break the environment's lock when its holder is gone, or held on another host (never a live one on this host)
     #[arg(long)]
     pub force_unlock: bool,
@@ -49,7 +52,12 @@ pub struct ReleaseArgs {
 
 impl ReleaseArgs {
     pub fn target(&self, project: &Project) -> anyhow::Result<Box<dyn Target>> {
-        targets::select(project, self.env, self.target)
+        targets::select_with(
+            project,
+            self.env,
+            self.target,
+            self.drain.map(Duration::from_secs),
+        )
     }
 
     /// `--verify-timeout`, cut to what the target allows (akash: see

@@ -69,11 +69,29 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             .into_iter()
             .find(|k| repos.get(*k) == &r.repository)
     });
-    let (kind, digest) = release::find_image(c.env, &repos, &sha, only)?;
-    let image = ImageRef {
-        repository: repos.get(kind).clone(),
-        sha: sha.clone(),
-        digest,
+    // A release the target still holds (a retained container, its local
+    // image the digest the ledger recorded) needs no registry.
+    let retained = recorded
+        .as_ref()
+        .map(ledger::Release::image)
+        .filter(|image| target.retained_image(image));
+    let image = match retained {
+        Some(image) => {
+            eprintln!(
+                "{sha} is retained on the {} target with the recorded digest {}: rolling back without the registry",
+                target.kind(),
+                image.digest
+            );
+            image
+        }
+        None => {
+            let (kind, digest) = release::find_image(c.env, &repos, &sha, only)?;
+            ImageRef {
+                repository: repos.get(kind).clone(),
+                sha: sha.clone(),
+                digest,
+            }
+        }
     };
     match &recorded {
         Some(r) => {

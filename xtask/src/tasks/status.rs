@@ -73,6 +73,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         "reported_sha": reported_sha,
         "ledger_release": current.map(|c| &c.id),
         "ledger_latest": latest.map(|l| serde_json::json!({"id": l.id, "status": l.status, "image_sha": l.image_sha})),
+        "proxy": running.notes.get("proxy"),
+        "retained": running.notes.get("retained"),
         "at": output::now_rfc3339(),
     });
     if args.json {
@@ -87,21 +89,72 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 if healthy { "ok" } else { "NOT OK" },
                 reported_sha.as_ref().map_or("-", GitSha::as_str),
             ))?,
-            None => output::print_text(format!("{env} on {}: nothing deployed", target.kind()))?,
+            None => output::print_text(format!("{env} on {}: nothing serving", target.kind()))?,
+        }
+        if let Some(p) = running.notes.get("proxy").filter(|p| !p.is_null()) {
+            let text = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+            output::print_text(format!(
+                "  proxy   {} ({}), {}, port {} → {}",
+                text("container"),
+                text("image"),
+                if p["running"] == true {
+                    "running"
+                } else {
+                    "STOPPED"
+                },
+                p["port"],
+                text("upstream")
+            ))?;
+        }
+        if let Some(retained) = running.notes.get("retained").and_then(|r| r.as_array()) {
+            for r in retained {
+                output::print_text(format!(
+                    "  retained {} ({})",
+                    r["container"].as_str().unwrap_or("-"),
+                    r["image_sha"].as_str().unwrap_or("-")
+                ))?;
+            }
         }
     }
+    // A command printed here must work as printed: `--force-unlock` when a
+    // lock is left behind (it never breaks a live holder's lock).
+    let unlock = if project
+        .state_dir()
+        .join("locks")
+        .join(format!("{env}.lock"))
+        .exists()
+    {
+        " --force-unlock"
+    } else {
+        ""
+    };
     if let Some(l) = latest.filter(|l| l.status == Status::Running) {
-        eprintln!(
-            "warning: release {} ({}) never finished: its process died mid-release or still runs; if no deploy is running, `cargo xtask deploy …` or `rollback …` with --force-unlock restores a verified release",
-            l.id, l.image_sha
-        );
+        match current {
+            Some(c) => eprintln!(
+                "warning: release {} ({}) never finished: its process died mid-release or still runs; if no deploy is running, `cargo xtask rollback {} --env {env}{unlock}` makes sure the last verified release serves",
+                l.id, l.image_sha, c.image_sha
+            ),
+            None => eprintln!(
+                "warning: release {} ({}) never finished: its process died mid-release or still runs; if no deploy is running, deploy again with --force-unlock",
+                l.id, l.image_sha
+            ),
+        }
     }
     match (&running.image_sha, current) {
         (None, Some(c)) if running.url.is_none() => bail!(
-            "{env} runs nothing on {}, but the ledger's last verified release is {} ({}): the instance is gone; bring it back with `cargo xtask rollback {} --env {env}`",
+            "{env} serves nothing on {}; the ledger's last verified release is {} ({}), {}: bring it back with `cargo xtask rollback {} --env {env}{unlock}`",
             target.kind(),
             c.image_sha,
             c.id,
+            where_is(&running.notes, c),
+            c.image_sha
+        ),
+        (Some(sha), Some(c)) if running.url.is_none() => bail!(
+            "{env} is NOT serving: the {} target holds {sha} but nothing answers for it (proxy or release stopped); the ledger's last verified release is {} ({}), {}: bring it back with `cargo xtask rollback {} --env {env}{unlock}`",
+            target.kind(),
+            c.image_sha,
+            c.id,
+            where_is(&running.notes, c),
             c.image_sha
         ),
         (None, _) if running.url.is_none() => Ok(()),
@@ -113,5 +166,25 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             reported_sha.as_ref().map_or("nothing", GitSha::as_str)
         ),
         _ => Ok(()),
+    }
+}
+
+/// Where the ledger's last verified release is, as the target shows it: a
+/// retained (stopped) container, else only in the registry.
+fn where_is(notes: &serde_json::Value, release: &ledger::Release) -> String {
+    let retained = notes
+        .get("retained")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+        .find(|r| {
+            r["release"] == release.id.as_str()
+                || r["image_digest"] == release.image_digest.as_str()
+        });
+    match retained.and_then(|r| r["container"].as_str()) {
+        Some(name) => {
+            format!("retained, stopped, in container {name} (started again without the registry)")
+        }
+        None => "no longer on the target (its image comes from the registry again)".to_owned(),
     }
 }

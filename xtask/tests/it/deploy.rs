@@ -38,8 +38,7 @@ impl Stage {
         let mut envs = serde_json::Map::new();
         for (env, port) in ["staging", "production"].into_iter().zip(ports) {
             let name = format!("xtask-it-{label}-{env}");
-            containers.container(&name);
-            containers.container(&format!("{name}-previous"));
+            containers.environment(&name);
             envs.insert(
                 env.into(),
                 serde_json::json!({"port": port, "container": name, "env": {"API_LOG": "warn"}}),
@@ -60,8 +59,40 @@ impl Stage {
         }
     }
 
+    /// The environment's `container` name: the prefix of its proxy and
+    /// release containers.
     pub(crate) fn container(&self, env: &str) -> String {
         format!("xtask-it-{}-{env}", self.label)
+    }
+
+    /// The release container the environment's proxy sends to.
+    pub(crate) fn serving(&self, env: &str) -> String {
+        let status = self.status(env);
+        status["proxy"]["upstream"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{env}'s proxy sends to nothing: {status}"))
+            .to_owned()
+    }
+
+    /// The environment's release containers whose image is `sha`'s: (name, running).
+    pub(crate) fn releases_of(&self, env: &str, sha: &str) -> Vec<(String, bool)> {
+        docker_ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name=^{}-", self.container(env)),
+            "--filter",
+            "label=xtask.role=release",
+            "--format",
+            "{{.Names}} {{.State}} {{.Image}}",
+        ])
+        .lines()
+        .filter(|l| l.contains(&format!(":{sha}@")))
+        .filter_map(|l| {
+            let mut w = l.split(' ');
+            Some((w.next()?.to_owned(), w.next()? == "running"))
+        })
+        .collect()
     }
 
     pub(crate) fn xtask(&self, args: &[&str]) -> Xtask {
@@ -125,11 +156,10 @@ impl Stage {
         let mut args = vec!["deploy", sha, "--env", "staging"];
         args.extend_from_slice(more);
         let child = self.xtask(&args).env("XTASK_CONFIG", &silent).spawn();
-        let container = self.container("staging");
         let verifying = poll_until(Duration::from_secs(60), || {
-            let out = docker(&["inspect", "--format", "{{.Config.Image}}", &container]);
-            String::from_utf8_lossy(&out.stdout)
-                .contains(sha)
+            self.releases_of("staging", sha)
+                .iter()
+                .any(|(_, running)| *running)
                 .then_some(())
         });
         assert!(verifying.is_some(), "the container of {sha} never started");
@@ -229,13 +259,12 @@ fn deploy_deploy_rollback_rollback_keeps_status_and_service_in_agreement() {
     let second = last_json(&stage.deploy(&w.b, "staging"));
     assert_eq!(second["previous_sha"], w.a.sha.as_str());
     stage.assert_runs("staging", &w.b.sha);
-    // The previous container was removed once the new one was verified.
-    let names = docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    // The previous release's container was drained and stopped once the new
+    // one was verified, and is retained for an instant rollback.
+    let retained = stage.releases_of("staging", &w.a.sha);
     assert!(
-        !names
-            .lines()
-            .any(|n| n == format!("{}-previous", stage.container("staging"))),
-        "{names}"
+        matches!(retained.as_slice(), [(_, false)]),
+        "A is retained, stopped: {retained:?}"
     );
 
     // Rollback to A: through recording wrappers, to prove nothing is built.
@@ -433,12 +462,7 @@ fn bad_requests_are_refused_before_the_target_is_touched() {
     let w = world();
     let stage = Stage::new("refused");
     stage.deploy(&w.a, "staging");
-    let container_id = docker_ok(&[
-        "inspect",
-        "--format",
-        "{{.Id}}",
-        &stage.container("staging"),
-    ]);
+    let container_id = docker_ok(&["inspect", "--format", "{{.Id}}", &stage.serving("staging")]);
     let lines = stage.ledger_lines("staging");
     let untagged = "1234567890".repeat(4);
     let upper = w.b.sha.to_uppercase();
@@ -563,12 +587,7 @@ fn bad_requests_are_refused_before_the_target_is_touched() {
     );
     // Nothing above touched the running container or the ledger.
     assert_eq!(
-        docker_ok(&[
-            "inspect",
-            "--format",
-            "{{.Id}}",
-            &stage.container("staging")
-        ]),
+        docker_ok(&["inspect", "--format", "{{.Id}}", &stage.serving("staging")]),
         container_id
     );
     assert_eq!(stage.ledger_lines("staging"), lines);

@@ -124,6 +124,7 @@ fn shellcheck_is_clean_on_bench_and_ci() {
         "bench/ci-build-vs-raw",
         "bench/deploy-vs-rollback",
         "bench/lib.sh",
+        "bench/zero-downtime",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

@@ -22,3 +22,4 @@ mod truth;
 mod verify_build;
 mod version;
 mod workflows;
+mod zero_downtime;

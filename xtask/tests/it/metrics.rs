@@ -383,8 +383,7 @@ fn real_deploys_and_rollbacks_feed_the_counters_and_the_report() {
     let textfile = TempDir::new("metrics-real-textfile");
     let port = free_port();
     let container = format!("h22-metrics-{}", std::process::id());
-    images.container(&container);
-    images.container(&format!("{container}-previous"));
+    images.environment(&container);
     let config = state.join("release.json");
     std::fs::write(
         &config,

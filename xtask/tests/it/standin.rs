@@ -142,8 +142,7 @@ fn a_standin_image_deploys_through_the_real_engine_and_reports_its_sha() {
     let state = TempDir::new("standin-state");
     let port = free_port();
     let container = format!("xtask-it-standin-{}", std::process::id());
-    images.container(&container);
-    images.container(&format!("{container}-previous"));
+    images.environment(&container);
     let config = state.join("release.json");
     std::fs::write(
         &config,

@@ -318,8 +318,7 @@ impl Env {
         let state = TempDir::new(label);
         let container = format!("xtask-it-supply-{label}-{}", std::process::id());
         let containers = DockerGuard::new();
-        containers.container(&container);
-        containers.container(&format!("{container}-previous"));
+        containers.environment(&container);
         let config = state.join("release.json");
         let env = json!({"port": free_port(), "container": container, "env": {"API_LOG": "warn"}, "policy": policy});
         std::fs::write(
@@ -348,7 +347,7 @@ impl Env {
             "ps",
             "-aq",
             "--filter",
-            &format!("name=^{}$", self.container),
+            &format!("name=^{}-", self.container),
         ])
         .is_empty()
     }

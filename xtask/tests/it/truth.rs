@@ -19,7 +19,7 @@ fn what_runs_is_asked_of_the_target_and_a_target_that_cannot_answer_is_an_error(
     let w = world();
     let stage = Stage::new("truth-ask");
     stage.deploy(&w.a, "staging");
-    let container = stage.container("staging");
+    let container = stage.serving("staging");
 
     // The daemon is unreachable: status and rollback say so and exit non-zero.
     let no_daemon = |args: &[&str]| {
@@ -48,7 +48,7 @@ fn what_runs_is_asked_of_the_target_and_a_target_that_cannot_answer_is_an_error(
         rollback.stderr
     );
 
-    // The container is there but stopped: the service is down.
+    // The release's container is there but stopped: the service is down.
     docker_ok(&["stop", "-t", "1", &container]);
     let status = stage.run(&["status", "--env", "staging", "--json"]);
     let err = status.single_error();
@@ -67,12 +67,13 @@ fn what_runs_is_asked_of_the_target_and_a_target_that_cannot_answer_is_an_error(
     );
     stage.assert_runs("staging", &w.a.sha);
 
-    // The container is gone: the ledger's release is not what runs.
-    docker_ok(&["rm", "--force", &container]);
+    // The release's container is gone: the ledger's release is not what runs.
+    docker_ok(&["rm", "--force", &stage.serving("staging")]);
     let status = stage.run(&["status", "--env", "staging"]);
     let err = status.single_error();
     assert!(
-        err.contains("runs nothing") && err.contains(&format!("cargo xtask rollback {}", w.a.sha)),
+        err.contains("serves nothing")
+            && err.contains(&format!("cargo xtask rollback {}", w.a.sha)),
         "{err}"
     );
     stage
@@ -90,7 +91,8 @@ fn what_runs_is_asked_of_the_target_and_a_target_that_cannot_answer_is_an_error(
 fn only_containers_labelled_as_this_environments_are_replaced() {
     let w = world();
     let stage = Stage::new("truth-labels");
-    let container = stage.container("staging");
+    // Every container of the environment starts with its name; the proxy's is taken.
+    let container = format!("{}-proxy", stage.container("staging"));
     let image = format!("{}:{}", w.canonical, w.a.sha);
 
     // Someone else's container under our name, without our labels.
@@ -118,7 +120,7 @@ fn only_containers_labelled_as_this_environments_are_replaced() {
     // A production config that names staging's container.
     stage.deploy(&w.a, "staging");
     let mut config = read_json(&stage.config);
-    config["environments"]["production"]["container"] = container.clone().into();
+    config["environments"]["production"]["container"] = stage.container("staging").into();
     let crossed = stage.state.join("crossed.json");
     std::fs::write(&crossed, config.to_string()).expect("config");
     let run = stage
@@ -144,8 +146,8 @@ fn only_containers_labelled_as_this_environments_are_replaced() {
 fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
     let w = world();
     let stage = Stage::new("truth-kill9");
-    let container = stage.container("staging");
     stage.deploy(&w.a, "staging");
+    let container = stage.serving("staging");
     let a_container = container_id(&container).expect("A's container");
 
     // B's deploy sits in verification, where it dies by SIGKILL: no
@@ -153,8 +155,12 @@ fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
     let (mut child, silent) = stage.stuck_deploy(&w.b.sha, &["--verify-timeout", "300"]);
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
-    let previous = format!("{container}-previous");
-    assert_eq!(container_id(&previous).as_ref(), Some(&a_container));
+    // The proxy never left A: B was never switched to.
+    assert_eq!(stage.serving("staging"), container);
+    assert_eq!(
+        stage.served_sha("staging").as_deref(),
+        Some(w.a.sha.as_str())
+    );
 
     // The dead holder's lock is reported, and status tells the story.
     let err = stage
@@ -194,8 +200,11 @@ fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
         )),
         "{err}"
     );
+    assert_eq!(stage.serving("staging"), container);
     assert_eq!(container_id(&container), Some(a_container));
-    assert_eq!(container_id(&previous), None);
+    // B's containers (the killed run's and this one's) run no more.
+    let b = stage.releases_of("staging", &w.b.sha);
+    assert!(b.iter().all(|(_, running)| !running), "{b:?}");
     stage.assert_runs("staging", &w.a.sha);
 }
 
@@ -228,12 +237,19 @@ fn docker_s_own_error_line_reaches_the_user() {
         "--metadata",
         &metadata,
     ]);
+    // Found before anything is made (docker's own words for a port taken
+    // later, between this check and the start, reach the user through `Cmd`).
     let err = run.single_error();
-    assert!(err.contains("address already in use"), "{err}");
+    assert!(err.contains("is taken by another process"), "{err}");
     assert!(!err.contains("--help' for more information"), "{err}");
     assert_eq!(
-        container_id(&stage.container("staging")),
-        None,
+        docker_ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("name=^{}-", stage.container("staging"))
+        ]),
+        "",
         "nothing half-deployed"
     );
 }

@@ -173,7 +173,7 @@ impl Settings {
             .collect();
         if !missing.is_empty() {
             bail!(
-                "the akash target needs {} set (missing: {}); see docs/quickstart.md",
+                "the akash target needs {} set (missing: {}); see docs/quickstart-reference.md#akash",
                 REQUIRED.join(", "),
                 missing.join(", ")
             );

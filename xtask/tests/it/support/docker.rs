@@ -118,6 +118,9 @@ pub fn layer_diff_ids(image: &str) -> Vec<String> {
 #[derive(Default)]
 pub struct DockerGuard {
     containers: Mutex<Vec<String>>,
+    /// Environments' `container` prefixes: every `<prefix>-…` container
+    /// (proxy, releases) and the `<prefix>-net` network.
+    environments: Mutex<Vec<String>>,
     images: Mutex<Vec<String>>,
     prefixes: Mutex<Vec<String>>,
 }
@@ -129,6 +132,11 @@ impl DockerGuard {
 
     pub fn container(&self, id: &str) {
         lock(&self.containers).push(id.to_owned());
+    }
+
+    /// Everything a docker-target environment made under `container`.
+    pub fn environment(&self, container: &str) {
+        lock(&self.environments).push(container.to_owned());
     }
 
     pub fn image(&self, reference: &str) {
@@ -158,6 +166,13 @@ impl DockerGuard {
             line.push_str(&format!(
                 "; docker rm -f -v {} >/dev/null 2>&1",
                 sh_quote(id)
+            ));
+        }
+        for prefix in lock(&self.environments).iter() {
+            line.push_str(&format!(
+                "; docker ps -aq --filter name={} | xargs -r docker rm -f -v >/dev/null 2>&1; docker network rm {} >/dev/null 2>&1",
+                sh_quote(&format!("^{prefix}-")),
+                sh_quote(&format!("{prefix}-net"))
             ));
         }
         for image in lock(&self.images).iter() {
