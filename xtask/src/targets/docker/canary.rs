@@ -25,6 +25,10 @@ use crate::support::docker::docker;
 use crate::support::http;
 use crate::targets::{Applied, Split, Target};
 
+/// The stable release's container while a canary runs beside it (one
+/// release per process), so each scrape goes straight to the two releases.
+static STABLE: Mutex<Option<String>> = Mutex::new(None);
+
 /// The canary's and the stable's slots, and the containers they send to.
 struct Slots {
     canary: (Slot, String),
@@ -124,12 +128,13 @@ impl Split for Docker {
     fn start_canary(&self, config: &std::path::Path, stable: &ImageRef) -> anyhow::Result<Applied> {
         let applied = self.apply(config, Some(stable))?;
         let name = self.canary_name()?;
-        let (slot, _) = self.slot_of(stable)?.with_context(|| {
+        let (slot, stable_name) = self.slot_of(stable)?.with_context(|| {
             format!(
                 "the proxy {} sends to no container of the stable release {}",
                 self.proxy.name, stable.sha
             )
         })?;
+        *STABLE.lock().unwrap_or_else(|e| e.into_inner()) = Some(stable_name);
         eprintln!(
             "loading the canary {name} into slot {} of {} at weight 0",
             slot.other().name(),
@@ -147,11 +152,16 @@ impl Split for Docker {
             .set_weights(&[(s.canary.0, canary), (s.stable.0, FULL - canary)])
     }
 
+    /// Straight to the release's address: neither docker nor the proxy is
+    /// asked (a hiccup of the proxy's runtime API is not the canary's fault).
     fn metrics(&self, side: Side) -> anyhow::Result<String> {
-        let s = self.canary_slots()?;
         let name = match side {
-            Side::Canary => s.canary.1,
-            Side::Stable => s.stable.1,
+            Side::Canary => self.canary_name()?,
+            Side::Stable => STABLE
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .context("no stable release was found beside the canary")?,
         };
         let url = format!("http://{}:{HTTP_PORT}/metrics", self.address_of(&name)?);
         let r = http::get(&url, Duration::from_secs(2)).with_context(|| format!("GET {url}"))?;
