@@ -205,4 +205,51 @@ mod tests {
         assert!(s.check().is_err());
         assert_eq!(encode("a{b=\"c\"} 1"), "a%7Bb%3D%22c%22%7D%201");
     }
+
+    /// A stand-in Prometheus on a loopback port: it answers the two
+    /// queries a side needs, and records what it was asked.
+    #[test]
+    fn asks_the_server_for_raw_counters_by_status_and_by_le() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for _ in 0..2 {
+                let (mut conn, _) = listener.accept().expect("accept");
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).expect("read");
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let body = if head.contains("sum%20by%20%28status%29") {
+                    r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"status":"200"},"value":[1,"30"]},{"metric":{"status":"500"},"value":[1,"10"]}]}}"#
+                } else {
+                    r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"le":"0.05"},"value":[1,"40"]},{"metric":{"le":"+Inf"},"value":[1,"40"]}]}}"#
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                conn.write_all(answer.as_bytes()).expect("write");
+                asked.push(head.lines().next().unwrap_or_default().to_owned());
+            }
+            asked
+        });
+        let s = Server {
+            url: format!("http://127.0.0.1:{port}"),
+            canary: "job=\"api\",slot=\"canary\"".into(),
+            stable: "job=\"api\",slot=\"stable\"".into(),
+        };
+        let c = s.counts(Side::Canary).expect("counts");
+        assert_eq!((c.requests, c.errors), (40.0, 10.0));
+        assert_eq!(c.buckets, vec![(0.05, 40.0), (f64::INFINITY, 40.0)]);
+        let asked = server.join().expect("server");
+        assert!(
+            asked[0].starts_with("GET /api/v1/query?query=sum%20by%20%28status%29%20%28http_requests_total%7Bjob%3D%22api%22%2Cslot%3D%22canary%22%2Croute%21~%22%2Fhealth%7C"),
+            "{asked:?}"
+        );
+        assert!(
+            asked[1].contains("http_request_duration_seconds_bucket"),
+            "{asked:?}"
+        );
+    }
 }
