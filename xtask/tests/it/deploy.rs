@@ -83,11 +83,12 @@ impl Stage {
             &format!("name=^{}-", self.container(env)),
             "--filter",
             "label=xtask.role=release",
+            "--filter",
+            &format!("label=xtask.sha={sha}"),
             "--format",
-            "{{.Names}} {{.State}} {{.Image}}",
+            "{{.Names}} {{.State}}",
         ])
         .lines()
-        .filter(|l| l.contains(&format!(":{sha}@")))
         .filter_map(|l| {
             let mut w = l.split(' ');
             Some((w.next()?.to_owned(), w.next()? == "running"))
