@@ -3,6 +3,7 @@
 //! This file is the table of contents: parse, find the project root once,
 //! dispatch to one module per task.
 
+mod analysis;
 mod build;
 mod dora;
 mod ledger;

@@ -206,7 +206,8 @@ pub fn compute(input: Input) -> Report {
                 match r.reason {
                     Some(Reason::FailedVerification) => counts.automatic_rollbacks += 1,
                     Some(Reason::Manual) | None => counts.manual_rollbacks += 1,
-                    Some(Reason::Interrupted) => {}
+                    // Failed-analysis is a deploy's reason (an aborted canary), never a rollback's.
+                    Some(Reason::Interrupted | Reason::FailedAnalysis) => {}
                 }
             }
         }

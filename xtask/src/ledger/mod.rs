@@ -65,6 +65,8 @@ pub enum Reason {
     Manual,
     FailedVerification,
     Interrupted,
+    /// A canary aborted by its analysis (the figures are in `analysis`).
+    FailedAnalysis,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -114,6 +116,12 @@ pub struct Release {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub left_on_sha: Option<GitSha>,
+    /// `canary` when the release went in by weighted steps (absent: all at once).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub strategy: Option<crate::model::strategy::StrategyKind>,
+    /// A canary's bounds and the figures of every step it reached.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub analysis: Option<crate::analysis::report::Report>,
     pub started_at: String,
     pub duration_sec: f64,
     /// When this line was written.
@@ -288,6 +296,15 @@ pub fn current(releases: &[Release]) -> Option<&Release> {
     releases.iter().rev().find(|r| r.status == Status::Complete)
 }
 
+/// The newest release is a canary that never finished (`kill -9` mid-step):
+/// the proxy may still send it a share of the traffic.
+pub fn unfinished_canary(releases: &[Release]) -> bool {
+    releases.last().is_some_and(|r| {
+        r.status == Status::Running
+            && r.strategy == Some(crate::model::strategy::StrategyKind::Canary)
+    })
+}
+
 /// The newest completed release of `sha` (its digest and rendered config).
 pub fn last_complete_of<'a>(releases: &'a [Release], sha: &GitSha) -> Option<&'a Release> {
     releases
@@ -337,6 +354,8 @@ mod tests {
             verified: Verified::default(),
             error: None,
             left_on_sha: None,
+            strategy: None,
+            analysis: None,
             started_at: "2026-01-01T00:00:00Z".to_owned(),
             duration_sec: 0.0,
             at: "2026-01-01T00:00:00Z".to_owned(),

@@ -204,6 +204,7 @@ fn reason(reason: Option<Reason>) -> &'static str {
         Some(Reason::Manual) => "manual",
         Some(Reason::FailedVerification) => "failed-verification",
         Some(Reason::Interrupted) => "interrupted",
+        Some(Reason::FailedAnalysis) => "failed-analysis",
         None => "unknown",
     }
 }

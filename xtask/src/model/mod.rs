@@ -7,4 +7,5 @@ pub mod image;
 mod parsed;
 pub mod repository;
 pub mod sha;
+pub mod strategy;
 pub mod version;

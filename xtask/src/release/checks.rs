@@ -126,6 +126,8 @@ pub fn record_refusal(ledger: &Ledger, r: &Refusal) -> anyhow::Result<()> {
         url: None,
         config: None,
         config_sha256: None,
+        strategy: None,
+        analysis: None,
         verified: Verified::default(),
         error: Some(r.why.clone()),
         left_on_sha: None,

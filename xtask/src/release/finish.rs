@@ -28,6 +28,13 @@ pub fn finish(outcome: &Outcome, json: bool) -> anyhow::Result<()> {
     };
     let error = r.error.as_deref().unwrap_or("failed");
     let (sha, status, env) = (&r.image_sha, r.status, r.environment);
+    if r.strategy == Some(crate::model::strategy::StrategyKind::Canary)
+        && let Some(left) = &r.left_on_sha
+    {
+        bail!(
+            "{what} of {sha} {status}: {error}; the canary was aborted (weight 0, removed): {env} runs {left}, the stable release"
+        );
+    }
     match (&r.left_on_sha, &outcome.auto_rollback) {
         (Some(left), Some(_)) => bail!(
             "{what} of {sha} {status}: {error}; rolled back automatically, {env} runs {left} (verified)"

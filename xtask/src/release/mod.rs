@@ -5,20 +5,29 @@
 //! ```text
 //! ask ─► start ─► apply ─► verify ─► settle                      complete
 //!  │       │        └────────┴─────► restore ─► fail (+ rollback) failed | interrupted
-//!  │       └─ Ctrl-C before apply ─► untouched                    interrupted
+//!  │       ├─ Ctrl-C before apply ─► untouched                    interrupted
+//!  │       └─ strategy canary ─────► canary.rs (steps, analysis)  complete | failed-analysis
 //!  └─ the target cannot be asked: error, nothing touched
 //! ```
+//!
+//! The strategy is a value in the [`Request`] (`strategy.rs`): bluegreen is
+//! the path above; a canary starts beside the stable release and moves
+//! traffic in judged steps (`canary.rs`).
 //!
 //! The engine never imports a task. The target, the probe, the ledger and
 //! the interrupt flag come in through [`Engine`], so the unit tests
 //! (`tests.rs`) drive every path with an in-memory target.
 
 mod before;
+mod canary;
+#[cfg(test)]
+mod canary_tests;
 mod checks;
 mod finish;
 pub mod recorded;
 mod restore;
 mod run;
+pub mod strategy;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +36,7 @@ use std::time::Duration;
 
 pub use checks::{Refusal, check_digest, find_image, read_metadata, record_refusal};
 pub use finish::finish;
+pub use strategy::Strategy;
 
 use crate::ledger::{Ledger, Reason, RecordKind, Release, Status};
 use crate::model::digest::Digest;
@@ -63,6 +73,8 @@ pub struct Request {
     pub reason: Option<Reason>,
     pub verify_timeout: Duration,
     pub initiated_by: String,
+    /// All at once, or a canary in judged steps (rollbacks: always at once).
+    pub strategy: Strategy,
 }
 
 /// The release as it ended, and the automatic rollback when it failed.
@@ -88,6 +100,7 @@ pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
             .find(|r| r.config.as_ref() == Some(c))
             .and_then(|r| r.config_sha256.clone())
     });
+    let canary = canary::prepare(&req, &releases, &before, eng)?;
     let mut run = run::Run::start(&req, &before, frozen_sha256.as_deref(), eng)?;
     if (eng.interrupted)() {
         run.untouched(&before, eng)?;
@@ -95,6 +108,9 @@ pub fn execute(req: Request, eng: &Engine) -> anyhow::Result<Outcome> {
             release: run.release,
             auto_rollback: None,
         });
+    }
+    if let Some(canary) = canary {
+        return canary::run(run, &req, canary, eng);
     }
     let failure = match run.apply_and_verify(&req, &before, eng) {
         Ok(()) => {

@@ -166,6 +166,8 @@ mod tests {
             url: None,
             config: None,
             config_sha256: None,
+            strategy: None,
+            analysis: None,
             verified: Verified::default(),
             error: None,
             left_on_sha: None,

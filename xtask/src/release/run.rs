@@ -89,6 +89,8 @@ impl Run {
                 verified: Verified::default(),
                 error: None,
                 left_on_sha: None,
+                strategy: None,
+                analysis: None,
                 started_at: now.clone(),
                 duration_sec: 0.0,
                 at: now,
@@ -273,6 +275,8 @@ impl Run {
             verified: restored.verified,
             error: None,
             left_on_sha: None,
+            strategy: None,
+            analysis: None,
             started_at: self.release.at.clone(),
             ..self.release.clone()
         };
@@ -285,8 +289,13 @@ impl Run {
         Ok(rollback)
     }
 
-    fn write(&mut self, eng: &Engine, status: Status) -> anyhow::Result<()> {
+    pub(super) fn write(&mut self, eng: &Engine, status: Status) -> anyhow::Result<()> {
         write(eng, &mut self.release, status, self.started)
+    }
+
+    /// The config this release applies.
+    pub(super) fn config(&self) -> &Path {
+        &self.config
     }
 }
 

@@ -334,6 +334,7 @@ impl World {
             reason: (kind == RecordKind::Rollback).then_some(Reason::Manual),
             verify_timeout: Duration::from_secs(1),
             initiated_by: "test".to_owned(),
+            strategy: super::Strategy::BlueGreen,
         }
     }
 

@@ -116,6 +116,14 @@ pub struct EnvironmentConfig {
     /// `signature`, `sbom`, `provenance`: each `soft` (default) or `strict`.
     #[serde(default)]
     pub policy: crate::supply::policy::Policy,
+    /// `bluegreen` (default) or `canary` (`--strategy` wins).
+    pub strategy: Option<crate::model::strategy::StrategyKind>,
+    /// Canary weights in percent, `[10, 50, 100]` or `"10,50,100"` (`--steps` wins).
+    pub steps: Option<crate::model::strategy::Steps>,
+    /// Seconds each canary step is held and measured (`--step-duration` wins).
+    pub step_duration: Option<u64>,
+    /// The canary's analysis bounds (`analysis/template.rs`).
+    pub analysis: Option<crate::analysis::AnalysisConfig>,
 }
 
 /// Docker's rule for container names (moby `daemon/names/names.go`:

@@ -87,6 +87,14 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
 }
 
 impl Target for Kubernetes {
+    /// Refused rather than approximated (docs/decisions.md): a second
+    /// Deployment weighted by replicas gives 1-in-N steps, not percentages.
+    fn split(&self) -> anyhow::Result<&dyn super::Split> {
+        anyhow::bail!(
+            "kubernetes cannot run a canary here: xtask does not split a Service's traffic by weight (replica ratios are not percentages); deploy with --strategy bluegreen (a RollingUpdate), or use Argo Rollouts or Flagger in the cluster"
+        )
+    }
+
     fn kind(&self) -> TargetKind {
         TargetKind::Kubernetes
     }

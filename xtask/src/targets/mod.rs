@@ -124,6 +124,14 @@ pub trait Target {
     fn rollout_overlaps(&self) -> bool {
         true
     }
+    /// Two releases side by side behind weights: what a canary needs.
+    /// `Err`: this target cannot, in one line saying why and what to use.
+    fn split(&self) -> anyhow::Result<&dyn Split> {
+        anyhow::bail!(
+            "the {} target cannot run a canary (it has no weighted proxy in front of two releases): deploy with --strategy bluegreen",
+            self.kind()
+        )
+    }
     /// The longest verification this target allows (`--verify-timeout` is
     /// cut to it): a provider that closes a failing workload's lease by
     /// itself (akash) must see the failed release replaced before that.
@@ -137,6 +145,28 @@ pub trait Target {
     fn retained_image(&self, _image: &ImageRef) -> bool {
         false
     }
+}
+
+/// A target that runs the stable release and a canary side by side behind
+/// a proxy whose weights it sets (docker, through HAProxy's runtime API).
+/// The engine's canary (`release/canary.rs`) drives it step by step.
+pub trait Split {
+    /// Whatever an interrupted run left (a `kill -9` mid-step), all traffic
+    /// back on `stable` and any other release removed.
+    fn recover(&self, stable: &ImageRef) -> anyhow::Result<()>;
+    /// Start `config` beside the stable release with no traffic; `Applied`
+    /// holds its own URL (verified directly, not through the proxy).
+    fn start_canary(&self, config: &Path, stable: &ImageRef) -> anyhow::Result<Applied>;
+    /// Percent of new requests (0 to 100) to the canary, the rest to the stable.
+    fn set_weight(&self, canary: u8) -> anyhow::Result<()>;
+    /// One release's `/metrics` text, read directly (never through the proxy).
+    fn metrics(&self, side: crate::analysis::Side) -> anyhow::Result<String>;
+    /// All traffic on the canary, which becomes the live release; the
+    /// stable is left for `commit` to drain and stop. `Applied`: the
+    /// environment's URL and the canary's handle.
+    fn promote(&self) -> anyhow::Result<Applied>;
+    /// Weight 0 to the canary at once, then the canary removed.
+    fn abort(&self) -> anyhow::Result<()>;
 }
 
 /// The target an environment runs on: `--target` when given; in CI the

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 
 use super::release_args::ReleaseArgs;
+use super::strategy_args::StrategyArgs;
 use crate::build::git;
 use crate::ledger::{Ledger, RecordKind};
 use crate::model::digest::Digest;
@@ -22,6 +23,8 @@ pub struct Args {
     pub sha: GitSha,
     #[command(flatten)]
     pub common: ReleaseArgs,
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
     /// The digest recorded at build; the registry must still serve it (also: the explicit word to deploy new bytes of a SHA a ledger recorded at other ones)
     #[arg(long, value_name = "DIGEST", conflicts_with = "metadata")]
     pub expect_digest: Option<Digest>,
@@ -34,6 +37,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     let c = &args.common;
     // Settings first: a broken config is reported before the registry is asked.
     let target = c.target(project)?;
+    let strategy = args.strategy.resolve(project, c.env, &*target)?;
     let repos = c.repos.resolve(project)?;
     let metadata = args
         .metadata
@@ -135,6 +139,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             reason: None,
             verify_timeout: c.verify_timeout(&*target),
             initiated_by: git::actor(&project.root),
+            strategy,
         },
         &c.engine(&*target, &ledger, project),
     )?;

@@ -38,6 +38,9 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             output::print_line(r)?;
         } else {
             let kind = match (r.record, r.reason) {
+                (crate::ledger::RecordKind::Deploy, _) if r.strategy.is_some() => {
+                    "deploy (canary)".to_owned()
+                }
                 (crate::ledger::RecordKind::Deploy, _) => "deploy".to_owned(),
                 (_, Some(reason)) => format!(
                     "rollback ({})",
@@ -45,12 +48,18 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                 ),
                 (_, None) => "rollback".to_owned(),
             };
+            // An aborted canary says so where the status is read.
+            let status = if r.reason == Some(crate::ledger::Reason::FailedAnalysis) {
+                "failed-analysis".to_owned()
+            } else {
+                r.status.to_string()
+            };
             output::print_text(format_args!(
-                "{}  {:<31} {:<12} {:<11} {}  {}",
+                "{}  {:<31} {:<12} {:<15} {}  {}",
                 r.at,
                 kind,
                 r.image_sha.short(),
-                r.status,
+                status,
                 r.target,
                 r.initiated_by
             ))?;
@@ -60,6 +69,9 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                     "    REFUSED before the target was touched: {}",
                     r.error.as_deref().unwrap_or("(no reason recorded)")
                 ))?;
+            }
+            for step in r.analysis.iter().flat_map(|a| &a.steps) {
+                output::print_text(format_args!("    {}", step.line()))?;
             }
         }
     }

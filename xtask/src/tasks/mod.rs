@@ -11,4 +11,5 @@ pub mod report;
 pub mod rollback;
 pub mod signing_report;
 pub mod status;
+pub mod strategy_args;
 pub mod verify_build;

@@ -230,7 +230,9 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     }
     // "Already runs" only when the target runs it AND the service says so
     // now: a stopped or broken service is rolled back onto, not reported fine.
-    if running_sha.as_ref() == Some(&sha) {
+    // After a canary killed mid-step the stable still "runs", but shares the
+    // traffic: roll back onto it, which puts everything back on it first.
+    if running_sha.as_ref() == Some(&sha) && !ledger::unfinished_canary(&releases) {
         let serving = running
             .url
             .as_deref()
@@ -280,6 +282,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             reason: Some(Reason::Manual),
             verify_timeout: c.verify_timeout(&*target),
             initiated_by: git::actor(&project.root),
+            // A rollback returns to a verified release: all at once, no steps.
+            strategy: crate::release::Strategy::BlueGreen,
         },
         &c.engine(&*target, &ledger, project),
     )?;

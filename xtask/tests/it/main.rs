@@ -7,6 +7,7 @@
 mod support;
 
 mod akash;
+mod canary;
 mod careless;
 mod ci_build;
 mod cli;

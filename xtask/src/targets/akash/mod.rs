@@ -306,6 +306,13 @@ impl Akash {
 }
 
 impl Target for Akash {
+    /// A lease runs one manifest: there is no second release to weigh.
+    fn split(&self) -> anyhow::Result<&dyn super::Split> {
+        anyhow::bail!(
+            "akash cannot run a canary: a lease runs one manifest, so there is no second release to send a share of the traffic to; deploy with --strategy bluegreen, or try the canary on the docker target first"
+        )
+    }
+
     fn kind(&self) -> TargetKind {
         TargetKind::Akash
     }

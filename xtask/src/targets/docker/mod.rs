@@ -34,6 +34,7 @@
 //! The proxy's API for strategies (blue/green here, canary later) is in
 //! [`proxy`]: `load`, `set_weights`, `switch_to`, `drain`, `empty`, `slots`.
 
+mod canary;
 pub mod containers;
 pub mod haproxy;
 pub mod proxy;
@@ -517,6 +518,11 @@ impl Target for Docker {
     /// never answers.
     fn rollout_overlaps(&self) -> bool {
         false
+    }
+
+    /// Two slots behind weights: the canary runs here (`canary.rs`).
+    fn split(&self) -> anyhow::Result<&dyn super::Split> {
+        Ok(self)
     }
 
     fn retained_image(&self, image: &ImageRef) -> bool {
