@@ -299,10 +299,17 @@ pub fn current(releases: &[Release]) -> Option<&Release> {
 /// The newest release is a canary that never finished (`kill -9` mid-step):
 /// the proxy may still send it a share of the traffic.
 pub fn unfinished_canary(releases: &[Release]) -> bool {
-    releases.last().is_some_and(|r| {
-        r.status == Status::Running
-            && r.strategy == Some(crate::model::strategy::StrategyKind::Canary)
-    })
+    // A refusal never touched the target, so it hides nothing; a killed run
+    // is `running` until the next release (holding the lock) marks it
+    // `abandoned`, just before it asks this.
+    releases
+        .iter()
+        .rev()
+        .find(|r| r.status != Status::Refused)
+        .is_some_and(|r| {
+            matches!(r.status, Status::Running | Status::Abandoned)
+                && r.strategy == Some(crate::model::strategy::StrategyKind::Canary)
+        })
 }
 
 /// The newest completed release of `sha` (its digest and rendered config).
