@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use crate::deploy::{Stage, last_json, world};
+use crate::deploy::{Stage, last_json, releases};
 use crate::support::*;
 use serde_json::Value;
 
@@ -38,10 +38,10 @@ struct Chain {
 
 impl Chain {
     fn new(label: &str) -> Chain {
-        let w = world();
+        let w = releases();
         let state = TempDir::new(&format!("{label}-chain"));
         let chain = Chain {
-            stage: Stage::new(label),
+            stage: Stage::standin(label),
             bin: bin_dir(&[("provider-services", &fake_bin("provider-services"))]),
             home: TempDir::new(&format!("{label}-home")),
             _containers: FakeProviderContainers(state.path().to_path_buf()),
@@ -93,7 +93,7 @@ impl Chain {
 
     /// The template rendered as xtask renders it with the empty placement.
     fn sdl(&self, image: &str) -> PathBuf {
-        let w = world();
+        let w = releases();
         let template = std::fs::read_to_string(w.project.root().join("deploy/akash/deploy.yaml"))
             .expect("template");
         let path = self.state.join(format!("seed-{}.yaml", self.calls().len()));
@@ -255,7 +255,7 @@ fn has_pair(call: &[String], flag: &str, value: &str) -> bool {
 /// manifest is sent; the key comes from the mnemonic and never leaks.
 #[test]
 fn akash_releases_are_one_transaction_each_waited_for_before_the_manifest() {
-    let w = world();
+    let w = releases();
     let chain = Chain::new("akash-tx");
 
     let (run, calls) = chain.during(|| chain.deploy(&w.a.sha).run());
@@ -375,7 +375,7 @@ fn akash_releases_are_one_transaction_each_waited_for_before_the_manifest() {
 /// shows each call, the transaction only as a plan.
 #[test]
 fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
-    let w = world();
+    let w = releases();
     let chain = Chain::new("akash-checks");
     let refused = |label: &str, xtask: Xtask, words: &[&str]| {
         let (run, calls) = chain.during(|| xtask.run());
@@ -517,7 +517,7 @@ fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
 /// verification failure, and `status` says it could not ask.
 #[test]
 fn akash_a_refused_transaction_and_a_failing_lease_status_are_failures() {
-    let w = world();
+    let w = releases();
     let chain = Chain::new("akash-code");
     let (run, calls) = chain.during(|| {
         chain

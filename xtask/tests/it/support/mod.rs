@@ -20,6 +20,9 @@
 //!   `.ci/setup`'s pinned install or PATH; missing under CI is a failure.
 //! - [`standin`]: images of the stand-in api (`standin-api`), faulty or slow
 //!   on request, for the engine, proxy and canary tests.
+//! - [`world`]: the real clean builds the build tests share;
+//!   [`releases`]: the same commits on stand-in images, for the engine's
+//!   tests (deploy, rollback, status, targets), built in seconds.
 //! - Small helpers: [`free_port`], [`poll_until`], [`http_get`], [`TempDir`],
 //!   [`at_exit`], [`path_without`], [`bin_dir`].
 //!
@@ -36,6 +39,7 @@ mod process;
 mod project;
 mod proxy;
 mod registry;
+pub mod releases;
 pub mod standin;
 mod tools;
 pub mod world;
