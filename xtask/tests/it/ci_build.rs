@@ -136,9 +136,9 @@ fn main_build_pushes_both_sha_tags_records_the_digest_and_runs_that_commit() {
         );
     }
     assert!(
-        w.project.git(&["worktree", "list"]).lines().count() == 1,
+        w.clone_a.git(&["worktree", "list"]).lines().count() == 1,
         "the temporary checkout is gone: {}",
-        w.project.git(&["worktree", "list"])
+        w.clone_a.git(&["worktree", "list"])
     );
 
     // The image's labels and user, from the engine.

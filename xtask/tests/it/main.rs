@@ -10,6 +10,7 @@ mod akash;
 mod ci_build;
 mod cli;
 mod deploy;
+mod image;
 mod lints;
 mod manifests;
 mod registry;
