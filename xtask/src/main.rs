@@ -4,7 +4,9 @@
 //! dispatch to one module per task.
 
 mod build;
+mod dora;
 mod ledger;
+mod metrics;
 mod model;
 mod promote;
 mod registry;
@@ -50,6 +52,9 @@ struct Cli {
     /// Show the full chain of causes on errors
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// node_exporter textfile-collector folder: every task rewrites xtask.prom there atomically (XTASK_PUSHGATEWAY_URL: also push to a Pushgateway)
+    #[arg(long, global = true, value_name = "DIR", env = "XTASK_METRICS_DIR")]
+    metrics_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     task: Task,
 }
@@ -72,6 +77,8 @@ enum Task {
     Release(tasks::release::Args),
     /// Share of signature-verified releases in the last 30, and whether to turn strict
     SigningReport(tasks::signing_report::Args),
+    /// The four DORA keys of an environment from its ledger and git (frequency, lead time, failure rate, time to restore), with signing coverage
+    Report(tasks::report::Args),
     /// Start or stop the local registry used when no repository is configured
     Registry {
         #[command(subcommand)]
@@ -160,15 +167,32 @@ fn usage_error(err: clap::Error) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let project = Project::locate()?;
-    match cli.task {
-        Task::CiBuild(args) => tasks::ci_build::run(args, &project),
-        Task::VerifyBuild(args) => tasks::verify_build::run(args, &project),
-        Task::Deploy(args) => tasks::deploy::run(args, &project),
-        Task::Rollback(args) => tasks::rollback::run(args, &project),
-        Task::Status(args) => tasks::status::run(args, &project),
-        Task::History(args) => tasks::history::run(args, &project),
-        Task::Release(args) => tasks::release::run(args, &project),
-        Task::SigningReport(args) => tasks::signing_report::run(args, &project),
+    let sinks = metrics::Sinks::new(cli.metrics_dir);
+    let released = match &cli.task {
+        Task::Deploy(args) => Some(args.common.env),
+        Task::Rollback(args) => Some(args.common.env),
+        _ => None,
+    };
+    let result = dispatch(cli.task, &project);
+    // After every task, whatever its outcome: a failed deploy counts too.
+    metrics::publish(&project, &sinks);
+    if let Some(env) = released {
+        tasks::report::step_summary(&project, env);
+    }
+    result
+}
+
+fn dispatch(task: Task, project: &Project) -> anyhow::Result<()> {
+    match task {
+        Task::CiBuild(args) => tasks::ci_build::run(args, project),
+        Task::VerifyBuild(args) => tasks::verify_build::run(args, project),
+        Task::Deploy(args) => tasks::deploy::run(args, project),
+        Task::Rollback(args) => tasks::rollback::run(args, project),
+        Task::Status(args) => tasks::status::run(args, project),
+        Task::History(args) => tasks::history::run(args, project),
+        Task::Release(args) => tasks::release::run(args, project),
+        Task::SigningReport(args) => tasks::signing_report::run(args, project),
+        Task::Report(args) => tasks::report::run(args, project),
         Task::Registry {
             action: RegistryAction::Up { port },
         } => registry::local::up(&project.state_dir(), port),

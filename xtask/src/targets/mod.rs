@@ -107,6 +107,12 @@ pub trait Target {
     fn rollout_overlaps(&self) -> bool {
         true
     }
+    /// The longest verification this target allows (`--verify-timeout` is
+    /// cut to it): a provider that closes a failing workload's lease by
+    /// itself (akash) must see the failed release replaced before that.
+    fn max_verify(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The target an environment runs on: `--target` when given; in CI the

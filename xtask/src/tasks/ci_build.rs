@@ -176,6 +176,17 @@ fn run_inner(args: Args, project: &Project) -> anyhow::Result<()> {
         .out
         .unwrap_or_else(|| project.state_dir().join("metadata.json"));
     output::write_file(&out, &build)?;
+    // The durable record `image_build_total` is derived from (metrics/).
+    crate::metrics::builds::append(
+        project,
+        &crate::metrics::builds::Build {
+            image_sha: build.image_sha.clone(),
+            repository_type: kind,
+            pushed: build.pushed,
+            build_duration_sec: build.build_duration_sec,
+            built_at: build.built_at.clone(),
+        },
+    );
     output::github(
         &[
             ("image_ref", &build.image_ref),

@@ -94,7 +94,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             signature: checked.signature,
             config: None,
             reason: None,
-            verify_timeout: c.verify_timeout(),
+            verify_timeout: c.verify_timeout(&*target),
             initiated_by: git::actor(&project.root),
         },
         &c.engine(&*target, &ledger, project),

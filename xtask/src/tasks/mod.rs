@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod history;
 pub mod release;
 pub mod release_args;
+pub mod report;
 pub mod rollback;
 pub mod signing_report;
 pub mod status;

@@ -17,6 +17,7 @@ use crate::verify;
 /// The longest `--verify-timeout` accepted: an hour. A bigger number is a
 /// typo, and bounding it here keeps every deadline computed from it sane.
 const MAX_VERIFY_SECS: u64 = 3600;
+const DEFAULT_VERIFY_SECS: u64 = 120;
 
 #[derive(Debug, clap::Args)]
 pub struct ReleaseArgs {
@@ -28,10 +29,10 @@ pub struct ReleaseArgs {
     pub target: Option<TargetKind>,
     #[command(flatten)]
     pub repos: RepositoryArgs,
-    /// Seconds to wait for /health and /version to report the SHA (1 to 3600)
-    #[arg(long, value_name = "SECS", default_value_t = 120,
+    /// Seconds to wait for /health and /version to report the SHA (1 to 3600) [default: 120; akash: at most 60]
+    #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=MAX_VERIFY_SECS))]
-    pub verify_timeout: u64,
+    pub verify_timeout: Option<u64>,
     /// Fail unless cosign verifies the image's signature (default: the environment's policy in deploy/release.json, soft unless set)
     #[arg(long)]
     pub require_signature: bool,
@@ -51,8 +52,25 @@ impl ReleaseArgs {
         targets::select(project, self.env, self.target)
     }
 
-    pub fn verify_timeout(&self) -> Duration {
-        Duration::from_secs(self.verify_timeout.min(MAX_VERIFY_SECS))
+    /// `--verify-timeout`, cut to what the target allows (akash: see
+    /// `targets::akash::MAX_VERIFY`).
+    pub fn verify_timeout(&self, target: &dyn Target) -> Duration {
+        let asked = self.verify_timeout.unwrap_or(DEFAULT_VERIFY_SECS);
+        let asked = Duration::from_secs(asked.min(MAX_VERIFY_SECS));
+        match target.max_verify() {
+            Some(max) if asked > max => {
+                if self.verify_timeout.is_some() {
+                    eprintln!(
+                        "note: --verify-timeout {}s is cut to {}s, the most the {} target allows",
+                        asked.as_secs(),
+                        max.as_secs(),
+                        target.kind()
+                    );
+                }
+                max
+            }
+            _ => asked,
+        }
     }
 
     /// The last checks before the target is touched, in the order every

@@ -132,7 +132,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             signature: checked.signature,
             config: recorded.and_then(|r| r.config),
             reason: Some(Reason::Manual),
-            verify_timeout: c.verify_timeout(),
+            verify_timeout: c.verify_timeout(&*target),
             initiated_by: git::actor(&project.root),
         },
         &c.engine(&*target, &ledger, project),

@@ -48,11 +48,42 @@
 //!   (connection refused to localhost:26657); any given value is accepted.
 //! - Addresses are fingerprints of the mnemonic, not HD-derived keys.
 //! - Only `AKASH_*` env is read (not the `AP_*` prefix).
-//! - One container per service whatever `count` says (`total` still reports
-//!   `count`). Time is counted in invocations, not seconds.
-//! - Unconfirmed error texts and module codes (the fake's best guess):
-//!   deployment/market codes and their logs, "no such file" for a missing
-//!   PEM, "lease not found" from the provider, "invalid broadcast mode".
+//! - One container per service whatever `count` says: when it runs, all
+//!   `count` replicas are reported available. Block inclusion and the
+//!   provider's update lag are counted in invocations; the provider's
+//!   watchdog and health monitor in seconds (provider_services/chain.rs).
+//! - The monitor sees availability when a manifest starts and at each
+//!   `lease-status`, not on its own timer.
+//! - Unconfirmed error texts and codes (the fake's own, marked where used):
+//!   market code 8 for a lease on a closed deployment, "invalid broadcast
+//!   mode", "invalid lease state"/"invalid certificate state", the text
+//!   after `invalid manifest:` of a forced refusal.
+//! - Stricter than real (deliberate): the `FAKE_AKASH_FAIL*` knobs fail a
+//!   step on demand. `tx deployment update` compares what the real CLI
+//!   compares before broadcasting (chain-sdk go/cli/deployment_tx.go: the
+//!   number of groups, then `GroupSpec.Equal`: name, requirements,
+//!   resources with count and price).
+//! - Checked again against the sources (chain-sdk go/node/deployment/v1/
+//!   errors.go, go/node/market/v1/errors.go, go/cli/cert_tx.go,
+//!   go/util/tls/{utils.go, key_pair_manager.go}, go/cli/deployment_tx.go
+//!   for "groups are different than existing deployment" and the default
+//!   dseq = the latest block height; provider cmd/provider-services/main.go
+//!   and cmd/root.go for the AP and AKASH env prefixes): deployment codes
+//!   3/4/5, market 10 "lease not active", "certificate error: cannot
+//!   overwrite certificate", "certificate error: certificate has not been
+//!   committed to blockchain", "could not open certificate PEM file: open
+//!   PATH: no such file or directory".
+//!
+//! What the provider does by itself, as its sources say (each cited where
+//! it is played): `lease-status` for a lease it runs no manifest for is a
+//! bare 404 (provider.rs `NOT_FOUND`); a manifest sent before it processed
+//! the update event is refused with "manifest version validation failed"
+//! (provider.rs `send_manifest`); a lease without a manifest is closed after
+//! `--manifest-timeout`, an unavailable workload after 41 failed checks
+//! (chain.rs `provider_closes`). The lease's order counts as in the real CLI:
+//! `--gseq`/`--oseq` default to 1, 0 matches any (chain.rs `order_flags`);
+//! `tx deployment group start --owner --dseq` starts a paused group again
+//! (chain.rs `group_start`).
 //!
 //! Environment: `FAKE_AKASH_STATE` (required state dir), `FAKE_AKASH_VERSION`,
 //! `FAKE_AKASH_MIN_GAS_PRICE` (node minimum, default 0.025uakt),
@@ -62,7 +93,11 @@
 //! `FAKE_AKASH_FAIL_IMAGE` (send-manifest fails for an SDL whose text
 //! contains this), `FAKE_AKASH_LEASE_FAIL_IMAGE` (lease-status fails once the
 //! lease's manifest contains this), `FAKE_AKASH_DOCKER` (docker binary,
-//! default `docker`).
+//! default `docker`), `FAKE_AKASH_UPDATE_LAG_CALLS` (invocations after an
+//! update's block before the provider accepts its manifest, default 2),
+//! `FAKE_AKASH_MANIFEST_TIMEOUT` (seconds a lease waits for its first
+//! manifest, default 300), `FAKE_AKASH_MONITOR_CLOSE_SECS` (seconds a
+//! workload may stay unavailable, default 164).
 //! State: `calls.log` (one JSON argv array per call), `calls.env.log` (same
 //! line number: the AKASH_* env seen, secrets redacted), `chain.json`,
 //! `keyring.json`.
@@ -148,6 +183,16 @@ pub(crate) enum Family {
 
 fn version() -> String {
     std::env::var("FAKE_AKASH_VERSION").unwrap_or_else(|_| "v0.6.10".into())
+}
+
+/// The minor version of a v0.x CLI (99 for anything later).
+pub(crate) fn minor_version() -> u32 {
+    let v = version();
+    let mut parts = v.trim_start_matches('v').split('.');
+    match (parts.next(), parts.next()) {
+        (Some("0"), Some(m)) => m.parse().unwrap_or(0),
+        _ => 99,
+    }
 }
 
 pub(crate) fn family() -> Family {
@@ -325,6 +370,10 @@ fn run(dir: &Path, args: &[String]) -> Result<(), String> {
         ["tx", "deployment", "close"] => {
             allow(p, &[COMMON, TX, &["dseq"]])?;
             chain::deployment_close(dir, p)
+        }
+        ["tx", "deployment", "group", "start"] => {
+            allow(p, &[COMMON, TX, &["owner", "dseq", "gseq"]])?;
+            chain::group_start(dir, p)
         }
         ["tx", "market", "lease", action @ ("create" | "close")] => {
             allow(p, &[COMMON, TX, &["dseq", "gseq", "oseq", "provider"]])?;

@@ -129,6 +129,13 @@ impl Akash {
         c.output().expect("run fake provider-services")
     }
 
+    /// The address of a key in the keyring.
+    fn address(&self, name: &str) -> String {
+        let o = self.run(&["keys", "show", name, "-a"], &[]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        text(&o.stdout).trim().to_owned()
+    }
+
     /// An active lease from PROVIDER on the deployer's deployment `dseq`.
     fn lease(&self, dseq: &str, from: &str) {
         let args = [
@@ -367,9 +374,10 @@ fn akash_full_flow_update_send_manifest_lease_status() {
         s["services"]["api"]["uris"],
         serde_json::json!(["127.0.0.1:49153"])
     );
-    assert_eq!(s["services"]["api"]["available"], 1);
-    assert_eq!(s["services"]["api"]["total"], 1);
-    assert_eq!(s["services"]["api"]["ready_replicas"], 1);
+    // The template's `count: 2`: one container stands for both replicas.
+    assert_eq!(s["services"]["api"]["available"], 2);
+    assert_eq!(s["services"]["api"]["total"], 2);
+    assert_eq!(s["services"]["api"]["ready_replicas"], 2);
     assert_eq!(s["forwarded_ports"], serde_json::json!({}));
 
     // calls.env.log: one line per call, secrets redacted.
@@ -650,8 +658,42 @@ fn akash_send_manifest_failures() {
         ],
         NET,
     );
-    assert_eq!(code(&o), 1);
-    assert!(text(&o.stdout).contains("Unable to find image"));
+    // The real provider accepts a manifest whose image cannot be pulled
+    // (router.go answers once the manager took it); the workload is then
+    // unavailable, and cluster/monitor.go closes the lease after 41 failed
+    // checks (here after FAKE_AKASH_MONITOR_CLOSE_SECS).
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("\tstatus:       PASS"));
+    let leases = |env: &[(&str, &str)]| -> Value {
+        let o = a.run(
+            &[
+                "query",
+                "market",
+                "lease",
+                "list",
+                "--owner",
+                &a.address("k"),
+                "--dseq",
+                "6",
+                "-o",
+                "json",
+            ],
+            env,
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).expect("lease list JSON")
+    };
+    assert_eq!(leases(NET)["leases"][0]["lease"]["state"], "active");
+    let mut soon = NET.to_vec();
+    soon.push(("FAKE_AKASH_MONITOR_CLOSE_SECS", "0"));
+    soon.push(("FAKE_AKASH_VERSION", "v0.10.7"));
+    let closed = leases(&soon);
+    assert_eq!(closed["leases"][0]["lease"]["state"], "closed", "{closed}");
+    assert_eq!(
+        closed["leases"][0]["lease"]["reason"], "lease_closed_reason_unstable",
+        "{closed}"
+    );
+    assert_ne!(closed["leases"][0]["lease"]["closed_on"], "0");
 
     // No such deployment.
     let o = a.run(
@@ -846,4 +888,385 @@ fn akash_without_state_dir_fails() {
         .expect("run");
     assert_eq!(code(&o), 1);
     assert!(text(&o.stderr).contains("FAKE_AKASH_STATE is not set"));
+}
+
+/// `lease-status` before a manifest, for an unknown lease and for a closed
+/// one is what the real CLI prints for the gateway's empty 404: one line,
+/// `Error: remote server returned 404` (gateway/rest/router.go
+/// `leaseStatusHandler`, chain-sdk go/provider/client/client.go), nothing on
+/// stdout. No invented text for the caller to rely on.
+#[test]
+fn akash_lease_status_without_a_manifest_is_a_bare_404() {
+    let a = Akash::new();
+    let v1 = a.sdl("v1.yaml", &image(HEX));
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "create",
+            &v1,
+            "--dseq",
+            "11",
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        NET,
+    ));
+    a.lease("11", "deployer");
+    let status = |dseq: &str| {
+        a.run(
+            &[
+                "lease-status",
+                "--dseq",
+                dseq,
+                "--provider",
+                PROVIDER,
+                "--from",
+                "deployer",
+            ],
+            NET,
+        )
+    };
+    for (what, dseq) in [("no manifest yet", "11"), ("unknown lease", "12")] {
+        let o = status(dseq);
+        assert_eq!(code(&o), 1, "{what}");
+        assert_eq!(
+            text(&o.stderr),
+            "Error: remote server returned 404\n",
+            "{what}"
+        );
+        assert_eq!(text(&o.stdout), "", "{what}");
+    }
+    let send = [
+        "send-manifest",
+        &v1,
+        "--dseq",
+        "11",
+        "--provider",
+        PROVIDER,
+        "--from",
+        "deployer",
+    ];
+    assert_eq!(code(&a.run(&send, NET)), 0);
+    assert_eq!(code(&status("11")), 0, "runs once the manifest is in");
+    tx_json(&a.run(
+        &[
+            "tx",
+            "market",
+            "lease",
+            "close",
+            "--dseq",
+            "11",
+            "--provider",
+            PROVIDER,
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        NET,
+    ));
+    let o = status("11");
+    assert_eq!(
+        text(&o.stderr),
+        "Error: remote server returned 404\n",
+        "closed lease"
+    );
+}
+
+/// A manifest sent right after the update's block is refused until the
+/// provider has processed the update event (manifest/manager.go
+/// `validateRequest`): 500 up to v0.10 (router.go), 422 after
+/// (manifest/gateway.go), with the body as `errorMessage`.
+#[test]
+fn akash_send_manifest_is_refused_until_the_provider_saw_the_update() {
+    let a = Akash::new();
+    let v1 = a.sdl("v1.yaml", &image(HEX));
+    let v2 = a.sdl("v2.yaml", &image(HEX2));
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "create",
+            &v1,
+            "--dseq",
+            "13",
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        NET,
+    ));
+    a.lease("13", "deployer");
+    let send = |sdl: &str, env: &[(&str, &str)]| {
+        a.run(
+            &[
+                "send-manifest",
+                sdl,
+                "--dseq",
+                "13",
+                "--provider",
+                PROVIDER,
+                "--from",
+                "deployer",
+            ],
+            env,
+        )
+    };
+    assert_eq!(code(&send(&v1, NET)), 0, "a new lease knows the deployment");
+    let mut lag = NET.to_vec();
+    lag.push(("FAKE_AKASH_UPDATE_LAG_CALLS", "2"));
+    // Included at once (-b block): the chain has v2, the provider not yet.
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "update",
+            &v2,
+            "--dseq",
+            "13",
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        &lag,
+    ));
+    let o = send(&v2, &lag);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "provider: {PROVIDER}\n\tstatus:       FAIL\n\terror:        remote server returned 500\n\terrorMessage: manifest version validation failed\n\n"
+        )
+    );
+    assert!(text(&o.stderr).contains("Error: submit manifest to some providers has been failed"));
+    let o = send(&v2, &lag);
+    assert_eq!(
+        code(&o),
+        0,
+        "the provider has seen the update: {}",
+        text(&o.stdout)
+    );
+    // Later providers answer 422 for the same refusal; JSON carries both fields.
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "update",
+            &v1,
+            "--dseq",
+            "13",
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        &lag,
+    ));
+    let mut later = lag.clone();
+    later.push(("FAKE_AKASH_VERSION", "v0.11.0"));
+    let o = a.run(
+        &[
+            "send-manifest",
+            &v1,
+            "--dseq",
+            "13",
+            "--provider",
+            PROVIDER,
+            "--from",
+            "deployer",
+            "-o",
+            "json",
+        ],
+        &later,
+    );
+    assert_eq!(code(&o), 1);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("JSON result");
+    assert_eq!(v[0]["status"], "FAIL");
+    assert_eq!(v[0]["error"], "remote server returned 422");
+    assert_eq!(v[0]["errorMessage"], "manifest version validation failed\n");
+}
+
+/// A lease that gets no manifest is closed by the provider's watchdog after
+/// `--manifest-timeout` (manifest/watchdog.go; 5 min by default, here
+/// FAKE_AKASH_MANIFEST_TIMEOUT), with its group paused on chain.
+#[test]
+fn akash_a_lease_without_a_manifest_is_closed_by_the_watchdog() {
+    let a = Akash::new();
+    let v1 = a.sdl("v1.yaml", &image(HEX));
+    tx_json(&a.run(
+        &[
+            "tx",
+            "deployment",
+            "create",
+            &v1,
+            "--dseq",
+            "14",
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        NET,
+    ));
+    a.lease("14", "deployer");
+    let owner = a.address("deployer");
+    let list = |env: &[(&str, &str)]| -> Value {
+        let o = a.run(
+            &[
+                "query", "market", "lease", "list", "--owner", &owner, "--dseq", "14", "-o", "json",
+            ],
+            env,
+        );
+        serde_json::from_slice(&o.stdout).expect("lease list JSON")
+    };
+    assert_eq!(
+        list(NET)["leases"][0]["lease"]["state"],
+        "active",
+        "within 5 min"
+    );
+    let mut timeout = NET.to_vec();
+    timeout.push(("FAKE_AKASH_MANIFEST_TIMEOUT", "0"));
+    let v = list(&timeout);
+    assert_eq!(v["leases"][0]["lease"]["state"], "closed", "{v}");
+    assert!(
+        v["leases"][0]["lease"].get("reason").is_none(),
+        "v0.6 leases carry no reason"
+    );
+    let mut v10 = NET.to_vec();
+    v10.push(("FAKE_AKASH_VERSION", "v0.10.7"));
+    assert_eq!(
+        list(&v10)["leases"][0]["lease"]["reason"],
+        "lease_closed_reason_manifest_timeout"
+    );
+    let o = a.run(
+        &[
+            "query",
+            "deployment",
+            "get",
+            "--owner",
+            &owner,
+            "--dseq",
+            "14",
+            "-o",
+            "json",
+        ],
+        NET,
+    );
+    let d: Value = serde_json::from_slice(&o.stdout).expect("deployment JSON");
+    assert_eq!(d["groups"][0]["state"], "paused", "{d}");
+    let o = a.run(
+        &[
+            "send-manifest",
+            &v1,
+            "--dseq",
+            "14",
+            "--provider",
+            PROVIDER,
+            "--from",
+            "deployer",
+        ],
+        NET,
+    );
+    assert!(text(&o.stderr).contains("no active leases found  for dseq=14"));
+
+    // The way back: the paused group gets a new order (oseq 2), leased
+    // again. The CLI's --gseq/--oseq default to 1, so that lease is seen
+    // only when they are given (0: any).
+    let start = [
+        "tx",
+        "deployment",
+        "group",
+        "start",
+        "--dseq",
+        "14",
+        "--from",
+        "deployer",
+        "-y",
+    ];
+    let o = a.run(&start, NET);
+    assert!(
+        text(&o.stderr).contains("required flag(s) \"owner\" not set"),
+        "{}",
+        text(&o.stderr)
+    );
+    tx_json(&a.run(&[&start[..], &["--owner", &owner]].concat(), NET));
+    let again: Value = serde_json::from_slice(
+        &a.run(&[&start[..], &["--owner", &owner]].concat(), NET)
+            .stdout,
+    )
+    .expect("tx JSON");
+    assert_eq!(
+        (again["code"].as_u64(), again["codespace"].as_str()),
+        (Some(16), Some("deployment"))
+    );
+    tx_json(&a.run(
+        &[
+            "tx",
+            "market",
+            "lease",
+            "create",
+            "--dseq",
+            "14",
+            "--gseq",
+            "1",
+            "--oseq",
+            "2",
+            "--provider",
+            PROVIDER,
+            "--from",
+            "deployer",
+            "-y",
+        ],
+        NET,
+    ));
+    assert_eq!(
+        list(NET)["leases"].as_array().map(Vec::len),
+        Some(1),
+        "oseq 1 only"
+    );
+    let o = a.run(
+        &[
+            "query", "market", "lease", "list", "--owner", &owner, "--dseq", "14", "--gseq", "0",
+            "--oseq", "0", "-o", "json",
+        ],
+        NET,
+    );
+    let all: Value = serde_json::from_slice(&o.stdout).expect("lease list JSON");
+    assert_eq!(all["leases"][1]["lease"]["state"], "active", "{all}");
+    let mut v10 = NET.to_vec();
+    v10.push(("FAKE_AKASH_VERSION", "v0.10.7"));
+    let send = [
+        "send-manifest",
+        &v1,
+        "--dseq",
+        "14",
+        "--provider",
+        PROVIDER,
+        "--from",
+        "deployer",
+    ];
+    let o = a.run(&send, &v10);
+    assert!(
+        text(&o.stderr).contains("no active leases found for dseq=14"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = a.run(&[&send[..], &["--gseq", "1", "--oseq", "2"]].concat(), &v10);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let status = [
+        "lease-status",
+        "--dseq",
+        "14",
+        "--provider",
+        PROVIDER,
+        "--from",
+        "deployer",
+    ];
+    assert_eq!(
+        text(&a.run(&status, &v10).stderr),
+        "Error: remote server returned 404\n"
+    );
+    assert_eq!(
+        code(&a.run(&[&status[..], &["--oseq", "2"]].concat(), &v10)),
+        0
+    );
 }

@@ -1,6 +1,7 @@
 //! The akash target through the fake `provider-services`
-//! (xtask/test-fakes/src/provider_services.rs cites the real CLI's shapes it
-//! checks): the real xtask binary, the real Docker engine and registry.
+//! (xtask/test-fakes/src/provider_services.rs cites the real CLI's and the
+//! real provider's behaviour it plays): the real xtask binary, the real
+//! Docker engine and registry, stand-in api images (support/standin.rs).
 //!
 //! Figures measured here from the fake's `calls.log` (printed with
 //! `--nocapture`): calls to `provider-services` per deploy and rollback, and
@@ -10,7 +11,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use crate::deploy::{Stage, last_json, releases};
+use crate::deploy::{Stage, last_json};
+use crate::support::standin::{Standin, push};
 use crate::support::*;
 use serde_json::Value;
 
@@ -24,28 +26,72 @@ const PROVIDER: &str = "akash1qypqxpq9qcrsszg2pvxq6rs0zqg3yyc5jepelx";
 const DSEQ: &str = "4242";
 const NODE: &str = "http://127.0.0.1:26657";
 
+/// A stand-in api image in the chain's registry.
+struct Image {
+    sha: String,
+    digest: String,
+}
+
 /// A deployment with an active lease on the fake chain, owned by the key
-/// `deployer`, created from the SDL template with image A; the runner that
-/// deploys starts with an empty keyring and gets the key from the mnemonic.
+/// `deployer`, created from the project's SDL template with image A; the
+/// runner that deploys starts with an empty keyring and gets the key from
+/// the mnemonic. Its own registry with stand-in images A and B, its own copy
+/// of the workspace (so a test may change the template).
 struct Chain {
     stage: Stage,
+    project: Project,
+    registry: Registry,
+    canonical: String,
+    a: Image,
+    b: Image,
     state: TempDir,
     bin: TempDir,
     /// `AKASH_HOME`: where the mTLS client certificate lives.
     home: TempDir,
     _containers: FakeProviderContainers,
+    _images: DockerGuard,
 }
 
 impl Chain {
     fn new(label: &str) -> Chain {
-        let w = releases();
+        Chain::with_template(label, |t| t)
+    }
+
+    /// A chain whose deployment was created from the template as `edit`
+    /// leaves it (the project's template is that too).
+    fn with_template(label: &str, edit: impl Fn(String) -> String) -> Chain {
+        let registry = Registry::start();
+        let project = Project::new();
+        let template = project.root().join("deploy/akash/deploy.yaml");
+        let text = std::fs::read_to_string(&template).expect("template");
+        std::fs::write(&template, edit(text)).expect("write template");
+        let canonical = registry.repo("it/api");
+        let images = DockerGuard::new();
+        images.images_under(&format!("{}/", registry.host()));
+        let a_sha = project.sha();
+        let b_sha = project.commit_empty("B");
+        let image = |sha: &str| {
+            let tag = format!("{canonical}:{sha}");
+            Standin::new(sha).build(&tag);
+            Image {
+                sha: sha.to_owned(),
+                digest: push(&tag),
+            }
+        };
+        let (a, b) = (image(&a_sha), image(&b_sha));
         let state = TempDir::new(&format!("{label}-chain"));
         let chain = Chain {
-            stage: Stage::standin(label),
+            stage: Stage::new(label),
+            project,
+            canonical,
+            a,
+            b,
             bin: bin_dir(&[("provider-services", &fake_bin("provider-services"))]),
             home: TempDir::new(&format!("{label}-home")),
             _containers: FakeProviderContainers(state.path().to_path_buf()),
             state,
+            registry,
+            _images: images,
         };
         let added = chain.fake_stdin(
             &[
@@ -63,7 +109,7 @@ impl Chain {
             "{}",
             String::from_utf8_lossy(&added.stderr)
         );
-        let sdl = chain.sdl(&format!("{}:{}@{}", w.canonical, w.a.sha, w.a.digest));
+        let sdl = chain.sdl(&chain.pinned(&chain.a));
         let sdl = sdl.display().to_string();
         chain.tx(&["tx", "deployment", "create", &sdl, "--dseq", DSEQ]);
         chain.tx(&[
@@ -91,11 +137,15 @@ impl Chain {
         chain
     }
 
+    fn pinned(&self, image: &Image) -> String {
+        format!("{}:{}@{}", self.canonical, image.sha, image.digest)
+    }
+
     /// The template rendered as xtask renders it with the empty placement.
     fn sdl(&self, image: &str) -> PathBuf {
-        let w = releases();
-        let template = std::fs::read_to_string(w.project.root().join("deploy/akash/deploy.yaml"))
-            .expect("template");
+        let template =
+            std::fs::read_to_string(self.project.root().join("deploy/akash/deploy.yaml"))
+                .expect("template");
         let path = self.state.join(format!("seed-{}.yaml", self.calls().len()));
         let text = template
             .replace("{{image}}", image)
@@ -166,8 +216,15 @@ impl Chain {
 
     /// xtask with the settings of a CI job and the fake on PATH.
     fn xtask(&self, args: &[&str]) -> Xtask {
-        self.stage
-            .xtask(args)
+        self.project
+            .xtask_cmd(args)
+            .env("XTASK_STATE_DIR", self.stage.state.path())
+            .env("XTASK_CONFIG", &self.stage.config)
+            .env("XTASK_REPOSITORY", &self.canonical)
+            .env(
+                "XTASK_STAGING_REPOSITORY",
+                self.registry.repo("it/api-staging"),
+            )
             .path_prefix(self.bin.path())
             .env("FAKE_AKASH_STATE", self.state.path())
             .env("AKASH_HOME", self.home.path())
@@ -195,6 +252,17 @@ impl Chain {
             "--json",
         ];
         self.xtask(&[&args[..], extra].concat())
+    }
+
+    fn status(&self) -> Xtask {
+        self.xtask(&[
+            "status",
+            "--env",
+            "production",
+            "--target",
+            "akash",
+            "--json",
+        ])
     }
 
     fn calls(&self) -> Vec<Vec<String>> {
@@ -255,12 +323,24 @@ fn has_pair(call: &[String], flag: &str, value: &str) -> bool {
 /// manifest is sent; the key comes from the mnemonic and never leaks.
 #[test]
 fn akash_releases_are_one_transaction_each_waited_for_before_the_manifest() {
-    let w = releases();
     let chain = Chain::new("akash-tx");
 
-    let (run, calls) = chain.during(|| chain.deploy(&w.a.sha).run());
+    let (run, calls) = chain.during(|| chain.deploy(&chain.a.sha).run());
     run.expect_success();
     figure("deploy (fresh runner, mTLS)", &calls);
+    // The template's count: 2, said once; no downtime warning.
+    assert_eq!(
+        run.stderr.matches("rollout: 2 replicas").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("has downtime"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("verification: at most 60 s"),
+        "{}",
+        run.stderr
+    );
     let record = last_json(&run);
     assert_eq!(
         record["deployment_ref"],
@@ -268,7 +348,7 @@ fn akash_releases_are_one_transaction_each_waited_for_before_the_manifest() {
     );
     let url = record["url"].as_str().expect("lease URI");
     let (_, body) = http_get(&format!("{url}/version"));
-    assert!(body.contains(&w.a.sha), "the provider runs A: {body}");
+    assert!(body.contains(&chain.a.sha), "the provider runs A: {body}");
     let txs = transactions(&calls);
     assert_eq!(txs.len(), 1, "exactly one transaction: {calls:?}");
     let update = txs[0];
@@ -317,8 +397,35 @@ fn akash_releases_are_one_transaction_each_waited_for_before_the_manifest() {
         "the mnemonic reached argv or output"
     );
 
-    let (run, calls) = chain.during(|| chain.deploy(&w.b.sha).run());
+    let (run, calls) = chain.during(|| {
+        chain
+            .deploy_with(&chain.b.sha, &["--verify-timeout", "600"])
+            .run()
+    });
     run.expect_success();
+    assert!(
+        run.stderr.contains(
+            "note: --verify-timeout 600s is cut to 60s, the most the akash target allows"
+        ),
+        "{}",
+        run.stderr
+    );
+    // The provider had not processed the update when the first manifest
+    // came (the fake's default lag; the first deploy's SDL was the one the
+    // deployment was created with, so its version did not change): refused with "manifest version
+    // validation failed", sent again after 1 s, accepted.
+    let sends: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| is(c, &["send-manifest"]))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(sends.len(), 2, "one refusal, one retry: {calls:?}");
+    assert!(
+        run.stderr.contains("the provider has not processed the update yet (manifest version validation failed): sending again in 1 s"),
+        "{}",
+        run.stderr
+    );
     figure("deploy (warm runner)", &calls);
     assert_eq!(transactions(&calls).len(), 1, "{calls:?}");
 
@@ -337,14 +444,14 @@ fn akash_releases_are_one_transaction_each_waited_for_before_the_manifest() {
     run.expect_success();
     figure("rollback", &calls);
     assert_eq!(transactions(&calls).len(), 1, "{calls:?}");
-    assert_eq!(last_json(&run)["new_sha"], w.a.sha.as_str());
+    assert_eq!(last_json(&run)["new_sha"], chain.a.sha.as_str());
 
     // A manifest the provider refuses: the release fails, and putting A's
     // SDL back is the second transaction of that run.
     let (run, calls) = chain.during(|| {
         chain
-            .deploy(&w.b.sha)
-            .env("FAKE_AKASH_FAIL_IMAGE", &w.b.sha)
+            .deploy(&chain.b.sha)
+            .env("FAKE_AKASH_FAIL_IMAGE", &chain.b.sha)
             .env("XTASK_AKASH_TX_TIMEOUT", "30")
             .run()
     });
@@ -368,20 +475,23 @@ fn akash_releases_are_one_transaction_each_waited_for_before_the_manifest() {
             ])
             .run(),
     );
-    assert_eq!(status["image_sha"], w.a.sha.as_str(), "{status}");
+    assert_eq!(status["image_sha"], chain.a.sha.as_str(), "{status}");
 }
 
 /// Every check that fails is one line, before any transaction; `--dry-run`
 /// shows each call, the transaction only as a plan.
 #[test]
 fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
-    let w = releases();
     let chain = Chain::new("akash-checks");
     let refused = |label: &str, xtask: Xtask, words: &[&str]| {
         let (run, calls) = chain.during(|| xtask.run());
         let error = run.single_error().to_owned();
+        // `!word`: must not be said.
         for word in words {
-            assert!(error.contains(word), "{label}: `{word}` not in: {error}");
+            match word.strip_prefix('!') {
+                Some(absent) => assert!(!error.contains(absent), "{label}: `{absent}` in: {error}"),
+                None => assert!(error.contains(word), "{label}: `{word}` not in: {error}"),
+            }
         }
         assert!(
             transactions(&calls).is_empty(),
@@ -393,7 +503,7 @@ fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
         );
         calls
     };
-    let sha = w.a.sha.as_str();
+    let sha = chain.a.sha.as_str();
 
     let typo = PROVIDER.replace("jepelx", "jepelz");
     let calls = refused(
@@ -487,6 +597,13 @@ fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
             run.stderr
         );
     }
+    for said in [
+        "# retried while the provider answers `manifest version validation failed` (it has not processed the update yet): after 1, 2, 4, 8, 8, 8 s (31 s in all)",
+        "verification: at most 60 s (--verify-timeout is cut to it)",
+        "rollout: 2 replicas, replaced one at a time",
+    ] {
+        assert!(run.stderr.contains(said), "{said} not said: {}", run.stderr);
+    }
 
     // The lease is closed: refused before the update.
     chain.tx(&[
@@ -499,10 +616,19 @@ fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
         "--provider",
         PROVIDER,
     ]);
+    // Closed by its owner: the group stays open with a new order (node
+    // x/market/handler/server.go `CloseLease`), so no `group start`.
     refused(
         "lease closed",
         chain.deploy(sha),
-        &["no active lease", PROVIDER],
+        &[
+            "the lease of deployment 4242 from",
+            PROVIDER,
+            "was closed",
+            "!group start",
+            "`provider-services query market bid list --owner akash1",
+            "`provider-services tx market lease create --dseq 4242 --gseq 1 --oseq 2",
+        ],
     );
     chain.tx(&["tx", "deployment", "close", "--dseq", DSEQ]);
     refused(
@@ -517,11 +643,10 @@ fn akash_checks_refuse_before_any_transaction_and_dry_run_shows_every_call() {
 /// verification failure, and `status` says it could not ask.
 #[test]
 fn akash_a_refused_transaction_and_a_failing_lease_status_are_failures() {
-    let w = releases();
     let chain = Chain::new("akash-code");
     let (run, calls) = chain.during(|| {
         chain
-            .deploy(&w.a.sha)
+            .deploy(&chain.a.sha)
             .env("FAKE_AKASH_MIN_GAS_PRICE", "1uakt")
             .run()
     });
@@ -542,7 +667,7 @@ fn akash_a_refused_transaction_and_a_failing_lease_status_are_failures() {
     let no_cert = TempDir::new("akash-jwt-home");
     let (run, calls) = chain.during(|| {
         chain
-            .deploy(&w.a.sha)
+            .deploy(&chain.a.sha)
             .env("FAKE_AKASH_VERSION", "v0.8.3")
             .env("AKASH_HOME", no_cert.path())
             .run()
@@ -575,7 +700,7 @@ fn akash_a_refused_transaction_and_a_failing_lease_status_are_failures() {
     // nothing is sent (no transaction).
     let (run, calls) = chain.during(|| {
         chain
-            .deploy(&w.b.sha)
+            .deploy(&chain.b.sha)
             .env("FAKE_AKASH_FAIL", "lease-status")
             .run()
     });
@@ -590,8 +715,8 @@ fn akash_a_refused_transaction_and_a_failing_lease_status_are_failures() {
     // lease-status failing after the release: a verification failure, and
     // the previous release is sent again.
     let run = chain
-        .deploy(&w.b.sha)
-        .env("FAKE_AKASH_LEASE_FAIL_IMAGE", &w.b.sha)
+        .deploy(&chain.b.sha)
+        .env("FAKE_AKASH_LEASE_FAIL_IMAGE", &chain.b.sha)
         .env("XTASK_AKASH_TX_TIMEOUT", "30")
         .run();
     let error = run.single_error();
@@ -599,6 +724,187 @@ fn akash_a_refused_transaction_and_a_failing_lease_status_are_failures() {
         error.contains("verification failed") && error.contains("rolled back automatically"),
         "{error}"
     );
+}
+
+/// "Nothing deployed yet" is what the chain says (an active lease) plus
+/// the provider's bare 404, never a text the fake made up; a first release
+/// says the provider's watchdog will close a lease left without a manifest,
+/// and once it has, `status` and `deploy` name the commands that get a new
+/// lease, before any transaction.
+#[test]
+fn akash_nothing_deployed_comes_from_the_chain_and_a_closed_lease_names_the_way_back() {
+    let chain = Chain::new("akash-lease");
+    let run = chain.status().run();
+    run.expect_success();
+    let status = last_json(&run);
+    assert!(status["url"].is_null(), "{status}");
+    assert!(
+        run.stderr.contains("has no manifest yet: the provider closes a lease that gets none within 5 min of its creation"),
+        "{}",
+        run.stderr
+    );
+    let bare = chain
+        .fake_cmd(&[
+            "lease-status",
+            "--dseq",
+            DSEQ,
+            "--provider",
+            PROVIDER,
+            "--from",
+            "deployer",
+            "--node",
+            NODE,
+            "--keyring-backend",
+            "test",
+        ])
+        .output()
+        .expect("run the fake");
+    assert_eq!(
+        String::from_utf8_lossy(&bare.stderr),
+        "Error: remote server returned 404\n",
+        "what xtask read is the bare 404"
+    );
+
+    // A first release that stops before its manifest says what follows.
+    let run = chain
+        .deploy(&chain.a.sha)
+        .env("FAKE_AKASH_FAIL", "deployment-update")
+        .run();
+    let error = run.single_error();
+    assert!(
+        error.contains("has no manifest yet") && error.contains("within 5 min"),
+        "{error}"
+    );
+
+    // The watchdog fired: status names the way back, and deploy refuses
+    // before spending a transaction.
+    let run = chain
+        .status()
+        .env("FAKE_AKASH_MANIFEST_TIMEOUT", "0")
+        .env("FAKE_AKASH_VERSION", "v0.10.7")
+        .run();
+    let error = run.single_error();
+    for words in [
+        "the lease of deployment 4242 from",
+        "was closed at height",
+        "no manifest arrived within its --manifest-timeout (5 min)",
+        "`provider-services tx deployment group start --owner akash1",
+        " --dseq 4242 --gseq 1 --from deployer`",
+        "`provider-services query market bid list --owner akash1",
+        " --dseq 4242 --gseq 1 --oseq 2 --state open`",
+        "`provider-services tx market lease create --dseq 4242 --gseq 1 --oseq 2 --provider <provider> --from deployer`",
+    ] {
+        assert!(error.contains(words), "`{words}` not in: {error}");
+    }
+    assert_ne!(run.code(), Some(0));
+    let (run, calls) = chain.during(|| chain.deploy(&chain.a.sha).run());
+    assert!(run.single_error().contains("was closed"), "{}", run.stderr);
+    assert!(transactions(&calls).is_empty(), "{calls:?}");
+
+    // The way back, as printed: a new order for the paused group, a lease
+    // of order 2, then a deploy that names that order to the provider.
+    let printed: Vec<&str> = error.split('`').skip(1).step_by(2).collect();
+    let start = printed
+        .iter()
+        .find(|c| c.contains("group start"))
+        .expect("the group start command");
+    let create = printed
+        .iter()
+        .find(|c| c.contains("lease create"))
+        .expect("the lease create command")
+        .replace("<provider>", PROVIDER);
+    for command in [start.to_string(), create] {
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        chain.tx(&args);
+    }
+    let (run, calls) = chain.during(|| chain.deploy(&chain.a.sha).run());
+    run.expect_success();
+    let sent = &calls[position(&calls, &["send-manifest"])];
+    assert!(
+        has_pair(sent, "--gseq", "1") && has_pair(sent, "--oseq", "2"),
+        "{sent:?}"
+    );
+}
+
+/// `count: 1` means downtime on every update (the provider's maxSurge 0,
+/// maxUnavailable 1, no readiness probe): `deploy` says so, once; a
+/// template whose count differs from the deployment on chain is refused
+/// before the transaction the chain would refuse.
+#[test]
+fn akash_count_one_is_a_downtime_warning_and_a_changed_count_is_refused() {
+    let chain = Chain::with_template("akash-count", |t| t.replace("count: 2", "count: 1"));
+    let run = chain.deploy(&chain.a.sha).run();
+    run.expect_success();
+    assert_eq!(
+        run.stderr
+            .matches("warning: this update has downtime")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("RollingUpdate maxSurge 0, maxUnavailable 1, no readiness probe"),
+        "{}",
+        run.stderr
+    );
+    let template = chain.project.root().join("deploy/akash/deploy.yaml");
+    let text = std::fs::read_to_string(&template).expect("template");
+    std::fs::write(&template, text.replace("count: 1", "count: 2")).expect("template");
+    let (run, calls) = chain.during(|| chain.deploy(&chain.b.sha).run());
+    let error = run.single_error();
+    assert!(
+        error.contains("asks for count [2] but deployment 4242 runs count [1]")
+            && error.contains("create a new deployment"),
+        "{error}"
+    );
+    assert!(transactions(&calls).is_empty(), "{calls:?}");
+}
+
+/// A release whose workload does not stay up is sent back long before the
+/// provider's monitor would close the lease (41 failed checks at least 4 s
+/// apart: 164 s at the soonest; the verification is at most 60 s): the
+/// lease is still active afterwards and runs the previous release.
+#[test]
+fn akash_a_release_that_does_not_stay_up_is_sent_back_before_the_lease_closes() {
+    let chain = Chain::new("akash-down");
+    chain.deploy(&chain.a.sha).run().expect_success();
+    // A third image, in the registry like any build, whose process refuses
+    // its arguments and exits at once.
+    let sha = chain.project.commit_empty("C, which does not start");
+    let tag = format!("{}:{sha}", chain.canonical);
+    Standin::new(&sha).error_rate(2.0).build(&tag);
+    push(&tag);
+    let started = std::time::Instant::now();
+    let run = chain.deploy_with(&sha, &["--verify-timeout", "5"]).run();
+    let error = run.single_error();
+    assert!(error.contains("rolled back automatically"), "{error}");
+    eprintln!(
+        "FIGURE a release that does not start, sent back in {:.1}s (the provider closes after 164 s at the soonest)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(started.elapsed().as_secs() < 164);
+    let owner = chain
+        .fake_ok(&[
+            "keys",
+            "show",
+            "deployer",
+            "-a",
+            "--keyring-backend",
+            "test",
+        ])
+        .trim()
+        .to_owned();
+    let leases: Value = serde_json::from_str(&chain.fake_ok(&[
+        "query", "market", "lease", "list", "--owner", &owner, "--dseq", DSEQ, "--node", NODE,
+        "-o", "json",
+    ]))
+    .expect("lease list JSON");
+    assert_eq!(leases["leases"][0]["lease"]["state"], "active", "{leases}");
+    let status = chain.status().run();
+    status.expect_success();
+    assert_eq!(last_json(&status)["image_sha"], chain.a.sha.as_str());
 }
 
 /// Removes the containers the fake provider started for one state dir.

@@ -125,6 +125,13 @@ pub fn deployment_get(s: &Settings, owner: &str) -> Cmd {
     )
 }
 
+/// Every lease of the deployment from the provider, closed ones included
+/// (a closed lease is told apart from one never created), of every order:
+/// `--gseq`/`--oseq` default to 1 and a 0 matches any (chain-sdk
+/// go/cli/flags/market.go, go/node/market/v1/filters.go), and a lease won
+/// after the group was started again is of order 2 or later. Both are
+/// given: akash-network/node v0.38's `BidFiltersFromFlags` (the CLI of
+/// provider-services v0.6) fills the gseq filter from `--oseq`.
 pub fn lease_list(s: &Settings, owner: &str) -> Cmd {
     query(
         s,
@@ -138,8 +145,10 @@ pub fn lease_list(s: &Settings, owner: &str) -> Cmd {
             &s.dseq,
             "--provider",
             &s.provider,
-            "--state",
-            "active",
+            "--gseq",
+            "0",
+            "--oseq",
+            "0",
         ],
     )
 }
@@ -176,20 +185,29 @@ pub fn deployment_update(s: &Settings, sdl: &Path) -> Cmd {
         .args(["--broadcast-mode", "sync", "--output", "json", "--yes"])
 }
 
+/// The order a lease belongs to: `(gseq, oseq)`.
+pub type Order = (u64, u64);
+
 /// Which lease, who asks, and how the provider authenticates the asker.
-fn lease_flags(cmd: Cmd, s: &Settings, auth: Option<AuthType>) -> Cmd {
-    let cmd = cmd.args([
-        "--dseq",
-        &s.dseq,
-        "--provider",
-        &s.provider,
-        "--from",
-        &s.from,
-        "--node",
-        &s.node,
-        "--keyring-backend",
-        &s.keyring_backend,
-    ]);
+/// The order is always named: `lease-status` asks for gseq 1 / oseq 1
+/// unless told (cmd/provider-services/cmd/leaseStatus.go
+/// `BidIDFromFlags`), and so does `send-manifest` from v0.8 on
+/// (helpers.go `leasesForDeployment`).
+fn lease_flags(cmd: Cmd, s: &Settings, order: Order, auth: Option<AuthType>) -> Cmd {
+    let cmd = cmd
+        .args(["--dseq", &s.dseq])
+        .args(["--gseq".to_owned(), order.0.to_string()])
+        .args(["--oseq".to_owned(), order.1.to_string()])
+        .args([
+            "--provider",
+            &s.provider,
+            "--from",
+            &s.from,
+            "--node",
+            &s.node,
+            "--keyring-backend",
+            &s.keyring_backend,
+        ]);
     match auth {
         Some(a) => cmd.args(["--auth-type", a.as_str()]),
         None => cmd,
@@ -197,16 +215,17 @@ fn lease_flags(cmd: Cmd, s: &Settings, auth: Option<AuthType>) -> Cmd {
 }
 
 /// `auth` is `None` for versions without `--auth-type`.
-pub fn send_manifest(s: &Settings, sdl: &Path, auth: Option<AuthType>) -> Cmd {
+pub fn send_manifest(s: &Settings, sdl: &Path, order: Order, auth: Option<AuthType>) -> Cmd {
     lease_flags(
         cli().arg("send-manifest").arg(sdl.display().to_string()),
         s,
+        order,
         auth,
     )
 }
 
-pub fn lease_status(s: &Settings, auth: Option<AuthType>) -> Cmd {
-    lease_flags(cli().arg("lease-status"), s, auth)
+pub fn lease_status(s: &Settings, order: Order, auth: Option<AuthType>) -> Cmd {
+    lease_flags(cli().arg("lease-status"), s, order, auth)
 }
 
 #[cfg(test)]

@@ -3,21 +3,28 @@
 //! A release is exactly one transaction: `tx deployment update <sdl>` with
 //! gas and fee set, broadcast `sync`, judged by its JSON `code` (the CLI
 //! exits 0 for a refused transaction) and waited for until a block includes
-//! it; then `send-manifest` (prints `status: PASS|FAIL`) and `lease-status`
+//! it; then `send-manifest` (prints `status: PASS|FAIL`; retried while the
+//! provider has not processed the update: [`manifest`]) and `lease-status`
 //! (JSON `services.<name>.uris`) for the URL to verify. Before it, read-only
 //! checks ([`preflight`]) refuse what the chain or the provider would refuse
-//! after the fee is spent. Every flag can also come from `AKASH_<FLAG>`;
-//! the flags passed here win. Sources: xtask/test-fakes/src/provider_services.rs.
+//! after the fee is spent. What runs is decided from the lease on chain
+//! ([`lease`]), never from the text of a provider's 404. Every flag can
+//! also come from `AKASH_<FLAG>`; the flags passed here win. Sources:
+//! xtask/test-fakes/src/provider_services.rs and the modules here.
 
 pub mod bech32;
 mod cli;
+mod lease;
+mod manifest;
 mod pem;
 mod preflight;
+mod rollout;
 pub mod settings;
 mod tx;
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -33,10 +40,22 @@ const IMAGE: &str = "{{image}}";
 const ATTRIBUTES: &str = "{{attributes}}";
 const SIGNED_BY: &str = "{{signed_by}}";
 
+/// The longest verification of an Akash release. A provider closes the
+/// lease of a workload that stays unavailable for 41 checks at least 4 s
+/// apart, never sooner than 164 s ([`lease::MONITOR_CLOSE_SECS`]); a bad
+/// release must be sent back well before: 60 s of verification, then the
+/// restore's one transaction (a block or two, about 6 to 12 s) and its
+/// manifest (at most [`manifest::RETRY_DELAYS`], 31 s) come to about 105 s.
+pub const MAX_VERIFY: Duration = Duration::from_secs(60);
+
 pub struct Akash {
     template: PathBuf,
     project: Project,
     session: OnceCell<Session>,
+    /// The lease as the chain listed it in the checks.
+    lease: OnceCell<lease::Lease>,
+    /// The provider runs no manifest for the (active) lease yet.
+    no_manifest_yet: Cell<bool>,
 }
 
 /// Who deploys, with which CLI: established once per run (settings, CLI
@@ -187,6 +206,8 @@ impl Akash {
                 root: project.root.clone(),
             },
             session: OnceCell::new(),
+            lease: OnceCell::new(),
+            no_manifest_yet: Cell::new(false),
         }
     }
 
@@ -218,14 +239,44 @@ impl Akash {
         Ok(template)
     }
 
-    /// The URL of service `api` as the provider reports it. A failing
-    /// `lease-status` is an error (the target could not be asked), never
-    /// "nothing runs".
+    /// The lease as the chain lists it: from the checks when they ran.
+    fn lease(&self) -> anyhow::Result<&lease::Lease> {
+        if let Some(l) = self.lease.get() {
+            return Ok(l);
+        }
+        let session = self.session()?;
+        let found = lease::query(&session.settings, &session.owner)?;
+        Ok(self.lease.get_or_init(|| found))
+    }
+
+    /// The active lease's order, else the error that says how to get a
+    /// new lease.
+    fn order(&self) -> anyhow::Result<cli::Order> {
+        let session = self.session()?;
+        match self.lease()? {
+            lease::Lease::Active { order, .. } => Ok(*order),
+            gone => bail!("{}", lease::gone(&session.settings, &session.owner, gone)),
+        }
+    }
+
+    /// The URL of service `api` as the provider reports it; `None` when it
+    /// runs nothing for the lease. The lease comes from the chain first: a
+    /// closed or missing one is an error saying how to get a new lease.
+    /// For the active one, the provider's bare 404 means it has no manifest
+    /// (the watchdog is then said). Any other failure is an error (the
+    /// target could not be asked), never "nothing runs".
     fn service_url(&self) -> anyhow::Result<Option<String>> {
         let session = self.session()?;
-        let cmd = cli::lease_status(&session.settings, session.auth_flag());
+        let s = &session.settings;
+        let order = self.order()?;
+        let cmd = cli::lease_status(s, order, session.auth_flag());
         let out = cmd.output()?;
-        if !out.status.success() && no_manifest_yet(out.last_words()) {
+        if !out.status.success()
+            && out.stderr.contains(NOT_FOUND)
+            && let lease::Lease::Active { created_at, .. } = self.lease()?
+        {
+            self.no_manifest_yet.set(true);
+            eprintln!("{}", lease::watchdog_note(s, created_at));
             return Ok(None);
         }
         if !out.status.success() {
@@ -274,7 +325,19 @@ impl Target for Akash {
                 session.version
             );
         }
-        preflight::check(session, &template, &config.placement)
+        let found = preflight::check(session, &template, &config.placement)?;
+        let _ = self.lease.set(found);
+        eprintln!("{}", rollout::expectation(&rollout::counts(&template)));
+        eprintln!(
+            "verification: at most {} s (--verify-timeout is cut to it): a provider closes the lease of a workload that stays unavailable for 41 checks at least 4 s apart ({} s at the soonest), so a failed release is sent back well before",
+            MAX_VERIFY.as_secs(),
+            lease::MONITOR_CLOSE_SECS
+        );
+        Ok(())
+    }
+
+    fn max_verify(&self) -> Option<Duration> {
+        Some(MAX_VERIFY)
     }
 
     fn render(&self, image: &ImageRef, _release_id: &str, dir: &Path) -> anyhow::Result<PathBuf> {
@@ -302,6 +365,7 @@ impl Target for Akash {
     fn plan(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Vec<String>> {
         let session = self.session()?;
         let s = &session.settings;
+        let order = self.order()?;
         Ok(vec![
             format!(
                 "{}    # the one transaction",
@@ -312,29 +376,40 @@ impl Target for Akash {
                 cli::query_tx(s, "<txhash>"),
                 s.tx_timeout_secs
             ),
-            cli::send_manifest(s, config, session.auth_flag()).to_string(),
-            cli::lease_status(s, session.auth_flag()).to_string(),
+            format!(
+                "{}    {}",
+                cli::send_manifest(s, config, order, session.auth_flag()),
+                manifest::plan_note()
+            ),
+            cli::lease_status(s, order, session.auth_flag()).to_string(),
         ])
     }
 
     fn apply(&self, config: &Path, _keep: Option<&ImageRef>) -> anyhow::Result<Applied> {
         let session = self.session()?;
         let s = &session.settings;
-        tx::update_and_wait(s, config)?;
-        let send = cli::send_manifest(s, config, session.auth_flag());
-        let out = send.tee()?;
-        // `status:\tPASS` (provider cmd/provider-services/cmd/manifest.go prints a tab-indented table).
-        let passed = out.stdout.lines().any(|l| {
-            l.trim()
-                .strip_prefix("status:")
-                .is_some_and(|v| v.trim() == "PASS")
-        });
-        if !out.status.success() || !passed {
-            bail!(
-                "the provider did not accept the manifest (`{send}`): {}",
-                out.last_words()
-            );
-        }
+        let order = self.order()?;
+        let first = self.no_manifest_yet.get();
+        let watchdog = |e: anyhow::Error| {
+            // A first release that stops here leaves a lease without a
+            // manifest, which the provider closes (manifest/watchdog.go).
+            match (first, self.lease.get()) {
+                (true, Some(lease::Lease::Active { created_at, .. })) => {
+                    e.context(lease::watchdog_note(s, created_at))
+                }
+                _ => e,
+            }
+        };
+        tx::update_and_wait(s, config).map_err(watchdog)?;
+        let send = cli::send_manifest(s, config, order, session.auth_flag());
+        manifest::send_with_retry(
+            || manifest::attempt(&send),
+            std::thread::sleep,
+            &manifest::RETRY_DELAYS,
+            &send.to_string(),
+        )
+        .map_err(watchdog)?;
+        self.no_manifest_yet.set(false);
         let url = self
             .service_url()
             .context("verification failed: the manifest was sent")?
@@ -365,9 +440,8 @@ impl Target for Akash {
     }
 }
 
-/// A lease the provider has no manifest for yet runs nothing: the gateway
-/// answers 404 for it (provider gateway/rest, lease status). A lease the
-/// provider does not know is another 404, and an error.
-fn no_manifest_yet(said: &str) -> bool {
-    said.contains("remote server returned 404") && !said.contains("lease not found")
-}
+/// What the CLI prints for any lease the provider runs no manifest for:
+/// the gateway's 404 has an empty body (akash-network/provider
+/// gateway/rest/router.go `leaseStatusHandler`), so chain-sdk
+/// go/provider/client/client.go's `ClientResponseError` says only this.
+const NOT_FOUND: &str = "remote server returned 404";

@@ -9,16 +9,20 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use super::settings::{AuthType, Placement, Settings};
-use super::{Session, cli, pem};
+use super::{Session, cli, lease, pem, rollout};
 
 /// The whole list, in order; the session (settings, CLI version, key) is
-/// already established.
-pub fn check(session: &Session, template: &str, placement: &Placement) -> anyhow::Result<()> {
+/// already established. Returns the lease, active.
+pub fn check(
+    session: &Session,
+    template: &str,
+    placement: &Placement,
+) -> anyhow::Result<lease::Lease> {
     let s = &session.settings;
     let owner = &session.owner;
     let denoms = template_denoms(template);
-    deployment(s, owner, &denoms, placement)?;
-    lease(s, owner)?;
+    deployment(s, owner, &denoms, placement, &rollout::counts(template))?;
+    let found = active_lease(s, owner)?;
     balance(s, owner)?;
     if session.auth == AuthType::Mtls {
         certificate(session)?;
@@ -28,7 +32,7 @@ pub fn check(session: &Session, template: &str, placement: &Placement) -> anyhow
             s.from, session.version
         );
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Runs a read-only query and parses its JSON; a failure names what was asked.
@@ -56,6 +60,7 @@ fn deployment(
     owner: &str,
     denoms: &BTreeSet<String>,
     placement: &Placement,
+    counts: &[u64],
 ) -> anyhow::Result<()> {
     let out = cli::deployment_get(s, owner).output()?;
     if !out.status.success() {
@@ -83,6 +88,7 @@ fn deployment(
         .and_then(Value::as_array)
         .context("`query deployment get` lists no groups")?;
     let mut on_chain = BTreeSet::new();
+    let mut chain_counts = Vec::new();
     for g in groups {
         let spec = g.get("group_spec").unwrap_or(&Value::Null);
         for r in spec
@@ -93,6 +99,12 @@ fn deployment(
         {
             if let Some(denom) = r.pointer("/price/denom").and_then(Value::as_str) {
                 on_chain.insert(denom.to_owned());
+            }
+            if let Some(n) = r
+                .get("count")
+                .and_then(|c| c.as_u64().or_else(|| c.as_str()?.parse().ok()))
+            {
+                chain_counts.push(n);
             }
         }
         let name = spec.get("name").and_then(Value::as_str).unwrap_or("?");
@@ -134,6 +146,15 @@ fn deployment(
             );
         }
     }
+    let mut want = counts.to_vec();
+    want.sort_unstable();
+    chain_counts.sort_unstable();
+    if !chain_counts.is_empty() && want != chain_counts {
+        bail!(
+            "deploy/akash/deploy.yaml asks for count {want:?} but deployment {} runs count {chain_counts:?}: count is part of the groups, which an update cannot change; create a new deployment from the template (`provider-services tx deployment create`, then a lease) and set AKASH_DSEQ, or put the count back",
+            s.dseq
+        );
+    }
     if on_chain.is_empty() {
         bail!("deployment {} lists no priced resources on chain", s.dseq);
     }
@@ -153,27 +174,19 @@ fn deployment(
     Ok(())
 }
 
-fn lease(s: &Settings, owner: &str) -> anyhow::Result<()> {
-    let leases = query_json(cli::lease_list(s, owner), "the lease check")?;
-    let active = leases
-        .get("leases")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.get("lease"))
-        .any(|l| {
-            l.pointer("/lease_id/provider").and_then(Value::as_str) == Some(s.provider.as_str())
-                && l.get("state").and_then(Value::as_str) == Some("active")
-        });
-    if !active {
-        bail!(
-            "deployment {} has no active lease from {} (AKASH_PROVIDER): the lease was closed (out of funds?) or never created; create a lease with that provider or fix AKASH_PROVIDER",
-            s.dseq,
-            s.provider
-        );
+/// The lease must be active: a closed one cannot be revived by an update.
+fn active_lease(s: &Settings, owner: &str) -> anyhow::Result<lease::Lease> {
+    let found = lease::query(s, owner)?;
+    match &found {
+        lease::Lease::Active { created_at, .. } => {
+            eprintln!(
+                "lease from {} is active (created at height {created_at})",
+                s.provider
+            );
+            Ok(found)
+        }
+        gone => bail!("{}", lease::gone(s, owner, gone)),
     }
-    eprintln!("lease from {} is active", s.provider);
-    Ok(())
 }
 
 fn balance(s: &Settings, owner: &str) -> anyhow::Result<()> {

@@ -43,7 +43,101 @@ fn block_calls() -> u64 {
         .unwrap_or(2)
 }
 
-/// One invocation passes: include the transactions whose block has come.
+/// Wall-clock seconds (the provider's timers are in time, not calls).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn secs_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The version the provider accepts a manifest for: the deployment's, once
+/// it has processed the update event `FAKE_AKASH_UPDATE_LAG_CALLS`
+/// invocations after the block (default 2: the first `send-manifest` after
+/// the poll that saw the block is refused); the previous one before that
+/// (akash-network/provider manifest/manager.go: `versions` grows on the
+/// update event, `validateRequest` compares with its last entry).
+pub fn provider_expects(chain: &Value, dseq: u64) -> Option<String> {
+    let d = chain.pointer(&format!("/deployments/{dseq}"))?;
+    let lag = secs_env("FAKE_AKASH_UPDATE_LAG_CALLS", 2);
+    let calls = chain["calls"].as_u64().unwrap_or(0);
+    let learnt = d["updated_at_call"]
+        .as_u64()
+        .is_none_or(|at| calls >= at + lag);
+    let v = if learnt {
+        &d["version"]
+    } else {
+        &d["previous_version"]
+    };
+    v.as_str().map(str::to_string)
+}
+
+/// The provider closes a lease by itself (MsgCloseBid; on chain the lease
+/// is closed and the group paused: akash-network/node
+/// x/market/handler/server.go `CloseBid`, x/deployment/keeper `OnBidClosed`),
+/// and deletes what runs for it:
+/// - no manifest within `--manifest-timeout` (default 5m) of winning the
+///   lease: manifest/watchdog.go, reason
+///   `lease_closed_reason_manifest_timeout` (`FAKE_AKASH_MANIFEST_TIMEOUT`
+///   seconds, default 300);
+/// - a workload below its count for more than `monitor-max-retries` (40)
+///   checks at least `monitor-retry-period` (4s, plus up to 15s jitter)
+///   apart: cluster/monitor.go and cluster/config.go, reason
+///   `lease_closed_reason_unstable`; so never sooner than 41 × 4s = 164s
+///   (`FAKE_AKASH_MONITOR_CLOSE_SECS`, default 164). The fake sees
+///   availability when the manifest starts and at each `lease-status`.
+fn provider_closes(dir: &Path, chain: &mut Value) {
+    let now = now_secs();
+    let manifest_timeout = secs_env("FAKE_AKASH_MANIFEST_TIMEOUT", 300);
+    let monitor_close = secs_env("FAKE_AKASH_MONITOR_CLOSE_SECS", 164);
+    let height = chain["height"].as_u64().unwrap_or(100);
+    let mut closing = Vec::new();
+    for (i, l) in chain["leases"].as_array().into_iter().flatten().enumerate() {
+        if l["state"] != "active" {
+            continue;
+        }
+        let dseq = l["dseq"].as_u64().unwrap_or(0);
+        let manifest = chain
+            .pointer(&format!("/deployments/{dseq}/manifest"))
+            .filter(|m| !m.is_null() && m["provider"] == l["provider"]);
+        let reason = match manifest {
+            None => l["created_unix"]
+                .as_u64()
+                .is_some_and(|c| now >= c + manifest_timeout)
+                .then_some("lease_closed_reason_manifest_timeout"),
+            Some(m) => m["unavailable_since"]
+                .as_u64()
+                .is_some_and(|s| now >= s + monitor_close)
+                .then_some("lease_closed_reason_unstable"),
+        };
+        if let Some(reason) = reason {
+            closing.push((i, dseq, reason));
+        }
+    }
+    for (i, dseq, reason) in closing {
+        let lease = &mut chain["leases"][i];
+        lease["state"] = json!("closed");
+        lease["closed_on"] = json!(height);
+        lease["reason"] = json!(reason);
+        let key = format!("/deployments/{dseq}/manifest");
+        if let Some(m) = chain.pointer_mut(&key) {
+            super::provider::stop_services(dir, dseq, m);
+            *m = Value::Null;
+        }
+        if let Some(d) = chain.pointer_mut(&format!("/deployments/{dseq}")) {
+            d["group_state"] = json!("paused");
+        }
+    }
+}
+
+/// One invocation passes: include the transactions whose block has come,
+/// and let the provider close the leases its timers give up on.
 pub fn tick(dir: &Path) -> Result<(), String> {
     let mut chain = load(dir)?;
     let calls = chain["calls"].as_u64().unwrap_or(0) + 1;
@@ -60,6 +154,7 @@ pub fn tick(dir: &Path) -> Result<(), String> {
     for hash in due {
         deliver(&mut chain, &hash);
     }
+    provider_closes(dir, &mut chain);
     save(dir, &chain)
 }
 
@@ -94,12 +189,18 @@ fn deployment_event(action: &str, op: &Value) -> Vec<(String, String)> {
 }
 
 /// Runs a message against the state (DeliverTx, or a simulation on a copy).
-/// Codes of the deployment and market modules are the fake's own numbering.
+/// Codes and texts: deployment 3 "Deployment exists", 4 "Deployment not
+/// found", 5 "Deployment closed" (chain-sdk go/node/deployment/v1/errors.go,
+/// registered from 1 in that order); market 10 "lease not active"
+/// (go/node/market/v1/errors.go). Market 8 "deployment not active" for a
+/// lease on a closed deployment is the fake's own (the real chain refuses
+/// earlier: a closed deployment has no open order to bid on).
 fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError> {
     let owner = op["owner"].as_str().unwrap_or("").to_string();
     let dseq = op["dseq"].as_u64().unwrap_or(0);
     let kind = op["kind"].as_str().unwrap_or("");
     let height = chain["height"].as_u64().unwrap_or(100);
+    let calls = chain["calls"].as_u64().unwrap_or(0);
     match kind {
         "deployment-create" => {
             if chain.pointer(&format!("/deployments/{dseq}")).is_some() {
@@ -121,7 +222,11 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
             if d["state"] != "active" {
                 return Err(("deployment", 5, "Deployment closed".into()));
             }
+            // The provider still expects the old version until it has
+            // processed this update's event (provider_expects).
+            d["previous_version"] = d["version"].clone();
             d["version"] = op["version"].clone();
+            d["updated_at_call"] = json!(calls);
             d["sdl"] = op["sdl"].clone();
             Ok(deployment_event("deployment-updated", op))
         }
@@ -142,6 +247,23 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
             }
             Ok(vec![("action".into(), "deployment-closed".into())])
         }
+        "group-start" => {
+            let d = deployment_mut(chain, &owner, dseq).ok_or((
+                "deployment",
+                4,
+                "Deployment not found".to_string(),
+            ))?;
+            // ValidateStartable (chain-sdk go/node/deployment/v1beta3/types.go):
+            // only a paused group starts; 15 "Group already closed", 16 "Group open".
+            match (d["state"].as_str(), d["group_state"].as_str()) {
+                (Some("active"), Some("paused")) => {
+                    d["group_state"] = json!("open");
+                    Ok(vec![("action".into(), "group-started".into())])
+                }
+                (Some("active"), _) => Err(("deployment", 16, "Group open".into())),
+                _ => Err(("deployment", 15, "Group already closed".into())),
+            }
+        }
         "lease-create" => {
             let active =
                 deployment_mut(chain, &owner, dseq).is_some_and(|d| d["state"] == "active");
@@ -151,6 +273,7 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
             let mut lease = op.clone();
             lease["state"] = json!("active");
             lease["created_at"] = json!(height);
+            lease["created_unix"] = json!(now_secs());
             chain["leases"]
                 .as_array_mut()
                 .ok_or(("market", 1, "corrupt state".to_string()))?
@@ -169,8 +292,10 @@ fn apply(chain: &mut Value, op: &Value) -> Result<Vec<(String, String)>, TxError
                         && l["provider"] == provider
                         && l["state"] == "active"
                 })
-                .ok_or(("market", 9, "lease not active".to_string()))?;
+                .ok_or(("market", 10, "lease not active".to_string()))?;
             lease["state"] = json!("closed");
+            lease["closed_on"] = json!(height);
+            lease["reason"] = json!("lease_closed_reason_owner");
             Ok(vec![("action".into(), "lease-closed".into())])
         }
         "cert-publish" => {
@@ -450,6 +575,38 @@ pub fn deployment_close(dir: &Path, p: &Parsed) -> Result<(), String> {
     )
 }
 
+/// `tx deployment group start --owner --dseq [--gseq]`: a paused group gets
+/// a new order (akash-network/node x/deployment/handler/server.go
+/// `StartGroup`). `--owner` and `--dseq` are required (chain-sdk
+/// go/cli/flags/deployment.go `MarkReqDeploymentIDFlags`, cobra's
+/// "required flag(s) … not set"); an owner other than the signer is the
+/// fake's own refusal (the real chain rejects the signature).
+pub fn group_start(dir: &Path, p: &Parsed) -> Result<(), String> {
+    let signer = keyring::owner(dir, p)?;
+    let missing: Vec<&str> = ["dseq", "owner"]
+        .into_iter()
+        .filter(|f| p.last(f).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let quoted: Vec<String> = missing.iter().map(|f| format!("\"{f}\"")).collect();
+        return Err(format!("required flag(s) {} not set", quoted.join(", ")));
+    }
+    let owner = p.last("owner").unwrap_or_default().to_string();
+    keys::check_address(&owner)?;
+    if owner != signer {
+        return Err(format!(
+            "fake provider-services: --owner {owner} is not the signer {signer}"
+        ));
+    }
+    let dseq = dseq_of(p)?.unwrap_or(0);
+    broadcast(
+        dir,
+        p,
+        &owner,
+        json!({"kind": "group-start", "owner": owner, "dseq": dseq}),
+    )
+}
+
 fn lease_op(dir: &Path, p: &Parsed, kind: &str) -> Result<(String, Value), String> {
     let owner = keyring::owner(dir, p)?;
     let provider = flag(p, "provider").unwrap_or_default();
@@ -519,7 +676,11 @@ pub fn deployment_get(dir: &Path, p: &Parsed) -> Result<(), String> {
         .filter(|d| d["owner"].as_str() == Some(owner.as_str()))
         .ok_or("rpc error: code = NotFound desc = deployment not found: key not found")?;
     let state = d["state"].as_str().unwrap_or("active");
-    let group_state = if state == "active" { "open" } else { "closed" };
+    let group_state = match (state, d["group_state"].as_str()) {
+        ("active", Some(g)) => g,
+        ("active", None) => "open",
+        _ => "closed",
+    };
     let groups: Vec<Value> = d["group_specs"]
         .as_array()
         .into_iter()
@@ -566,6 +727,7 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
         keys::check_address(pr)?;
     }
     let dseq = dseq_of(p)?;
+    let (gseq, oseq) = order_flags(p)?;
     let want_state = p.last("state");
     if let Some(s) = want_state
         && !["active", "insufficient_funds", "closed"].contains(&s)
@@ -580,9 +742,11 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
         .filter(|l| owner.as_deref().is_none_or(|o| l["owner"] == o))
         .filter(|l| dseq.is_none_or(|d| l["dseq"] == d))
         .filter(|l| p.last("provider").is_none_or(|pr| l["provider"] == pr))
+        .filter(|l| gseq.is_none_or(|g| g == 0 || l["gseq"].as_u64() == Some(g)))
+        .filter(|l| oseq.is_none_or(|o| o == 0 || l["oseq"].as_u64() == Some(o)))
         .filter(|l| want_state.is_none_or(|s| l["state"] == s))
         .map(|l| {
-            json!({
+            let mut entry = json!({
                 "lease": {
                     "lease_id": {
                         "owner": l["owner"], "dseq": l["dseq"].to_string(),
@@ -591,7 +755,7 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
                     "state": l["state"],
                     "price": {"denom": "uakt", "amount": "1000.000000000000000000"},
                     "created_at": l["created_at"].to_string(),
-                    "closed_on": "0",
+                    "closed_on": l["closed_on"].as_u64().unwrap_or(0).to_string(),
                 },
                 "escrow_payment": {
                     "account_id": {"scope": "deployment", "xid": format!("{}/{}", l["owner"].as_str().unwrap_or(""), l["dseq"])},
@@ -602,7 +766,16 @@ pub fn lease_list(dir: &Path, p: &Parsed) -> Result<(), String> {
                     "balance": {"denom": "uakt", "amount": "0.000000000000000000"},
                     "withdrawn": {"denom": "uakt", "amount": "0"},
                 },
-            })
+            });
+            // Why a lease closed is on chain from the market v1 types on
+            // (chain-sdk proto/node/akash/market/v1/lease.proto `reason`,
+            // types.proto `LeaseClosedReason`), which provider v0.10
+            // (pkg.akt.dev/go) uses; v0.6 and v0.8 (akash-api v1beta
+            // leases, MsgCloseBid without a reason) have no such field.
+            if super::minor_version() >= 10 && l["state"] != "active" {
+                entry["lease"]["reason"] = l["reason"].clone();
+            }
+            entry
         })
         .collect();
     print_json(&json!({"leases": leases, "pagination": pagination()}));
@@ -654,12 +827,41 @@ pub fn cert_list(dir: &Path, p: &Parsed) -> Result<(), String> {
     Ok(())
 }
 
-/// An active lease of `owner`'s deployment `dseq` from `provider`.
-pub fn active_lease(chain: &Value, owner: &str, dseq: u64, provider: &str) -> bool {
+/// An active lease of `owner`'s deployment `dseq` from `provider`, of the
+/// order `gseq`/`oseq` when given (0 or `None`: any).
+pub fn active_lease(
+    chain: &Value,
+    owner: &str,
+    dseq: u64,
+    provider: &str,
+    order: (Option<u64>, Option<u64>),
+) -> bool {
+    let fits = |l: &Value, key: &str, want: Option<u64>| {
+        want.is_none_or(|w| w == 0 || l[key].as_u64() == Some(w))
+    };
     chain["leases"].as_array().into_iter().flatten().any(|l| {
         l["owner"] == owner
             && l["dseq"] == dseq
             && l["provider"] == provider
             && l["state"] == "active"
+            && fits(l, "gseq", order.0)
+            && fits(l, "oseq", order.1)
     })
+}
+
+/// `--gseq`/`--oseq` as the real CLI reads them: the flags default to 1
+/// (chain-sdk go/cli/flags/market.go `AddLeaseFilterFlags`,
+/// `AddOrderIDFlags`), and the query skips a 0 (go/node/market/v1/filters.go
+/// `LeaseFilters.Accept`), so a lease of a later order (oseq 2 after the
+/// group was started again) is invisible unless they are given.
+pub fn order_flags(p: &Parsed) -> Result<(Option<u64>, Option<u64>), String> {
+    let read = |name: &str| -> Result<u64, String> {
+        match flag(p, name) {
+            None => Ok(1),
+            Some(v) => v.parse().map_err(|_| {
+                format!("invalid argument \"{v}\" for \"--{name}\" flag: strconv.ParseUint: parsing \"{v}\": invalid syntax")
+            }),
+        }
+    };
+    Ok((Some(read("gseq")?), Some(read("oseq")?)))
 }

@@ -69,11 +69,10 @@ pub fn base64(bytes: &[u8]) -> String {
 pub fn cert_generate(dir: &Path, p: &Parsed) -> Result<(), String> {
     let owner = keyring::owner(dir, p)?;
     let path = cert_path(p, &owner);
+    // chain-sdk go/cli/cert_tx.go `errCannotOverwriteCertificate`, wrapping
+    // go/util/tls `ErrCertificate`.
     if path.exists() && !p.bool("overwrite") {
-        return Err(format!(
-            "certificate file {} already exists, use --overwrite to replace it",
-            path.display()
-        ));
+        return Err("certificate error: cannot overwrite certificate".into());
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
@@ -116,7 +115,8 @@ fn authenticate(dir: &Path, p: &Parsed, owner: &str) -> Result<(), String> {
             if published {
                 Ok(())
             } else {
-                Err("certificate has not been committed to blockchain".into())
+                // chain-sdk go/util/tls/utils.go (`%w` of `ErrCertificate`).
+                Err("certificate error: certificate has not been committed to blockchain".into())
             }
         }
         other => Err(format!(
@@ -173,7 +173,14 @@ fn run_docker(args: &[String]) -> Result<String, String> {
     }
 }
 
-fn start_services(dir: &Path, dseq: u64, sdl: &Sdl) -> Result<(), String> {
+/// Starts each service's container. A container that cannot start (an
+/// image that cannot be pulled) does not fail the manifest: the real
+/// provider accepts the manifest (gateway/rest/router.go
+/// `createManifestHandler` answers once the manager took it) and the
+/// workload fails afterwards in the cluster, where cluster/monitor.go sees
+/// it unavailable. Returns the first start error, recorded with the manifest.
+fn start_services(dir: &Path, dseq: u64, sdl: &Sdl) -> Option<String> {
+    let mut failed = None;
     for svc in &sdl.services {
         let name = container_name(dir, dseq, &svc.name);
         // The previous container may not exist; that is fine.
@@ -197,86 +204,182 @@ fn start_services(dir: &Path, dseq: u64, sdl: &Sdl) -> Result<(), String> {
             args.push(kv.clone());
         }
         args.push(svc.image.clone());
-        run_docker(&args)?;
+        if let Err(e) = run_docker(&args) {
+            failed.get_or_insert(e);
+        }
     }
-    Ok(())
+    failed
 }
 
-fn print_send_result(format: &str, provider: &str, error: Option<&str>) {
-    let status = if error.is_some() { "FAIL" } else { "PASS" };
+/// Removes the containers of a deployment whose lease the provider closed
+/// (it deletes the lease's namespace).
+pub fn stop_services(dir: &Path, dseq: u64, manifest: &Value) {
+    for svc in manifest
+        .get("services")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = svc.get("name").and_then(Value::as_str).unwrap_or("");
+        let _ = run_docker(&["rm".into(), "-f".into(), container_name(dir, dseq, name)]);
+    }
+}
+
+/// The HTTP status a provider answers a manifest whose version is not the
+/// one it expects. v0.6.10 to v0.10.7 map `ErrManifestVersion` to 500
+/// (gateway/rest/router.go `createManifestHandler`: anything but an invalid
+/// manifest or a missing lease is `StatusInternalServerError`); the
+/// provider after v0.10 maps it to 422 (manifest/gateway.go
+/// `ManifestSubmitErrorToHTTP`).
+fn version_mismatch_status() -> u16 {
+    if super::minor_version() <= 10 {
+        500
+    } else {
+        422
+    }
+}
+
+/// One provider's refusal as the CLI reports it: chain-sdk
+/// go/provider/client/client.go `ClientResponseError` (`Error()` is
+/// "remote server returned N", `Message` the body); Go's `http.Error`
+/// writes the text and a newline.
+struct Refusal {
+    status: u16,
+    body: String,
+}
+
+impl Refusal {
+    fn new(status: u16, text: &str) -> Refusal {
+        Refusal {
+            status,
+            body: format!("{text}\n"),
+        }
+    }
+}
+
+fn print_send_result(format: &str, provider: &str, refusal: Option<&Refusal>) {
+    let status = if refusal.is_some() { "FAIL" } else { "PASS" };
+    let error = refusal.map(|r| format!("remote server returned {}", r.status));
     match format {
         "json" => {
             let mut r = json!({"provider": provider, "status": status});
-            if let Some(e) = error {
+            if let (Some(e), Some(refusal)) = (&error, refusal) {
                 r["error"] = json!(e);
+                r["errorMessage"] = json!(refusal.body);
             }
+            // Go's json.Encoder ends the document with a newline.
             println!("{}", json!([r]));
         }
         "yaml" => {
             println!("- provider: {provider}\n  status: {status}");
-            if let Some(e) = error {
+            if let (Some(e), Some(refusal)) = (&error, refusal) {
                 println!("  error: {}", json!(e));
+                println!("  errorMessage: {}", json!(refusal.body));
             }
         }
         _ => {
             println!("provider: {provider}\n\tstatus:       {status}");
-            if let Some(e) = error {
+            if let (Some(e), Some(refusal)) = (&error, refusal) {
                 println!("\terror:        {e}");
+                println!("\terrorMessage: {}", refusal.body);
             }
         }
     }
 }
 
 /// `send-manifest <sdl>`: output "provider: <addr>\n\tstatus: PASS|FAIL"
-/// (+ "\terror: …"), `-o json|yaml` as a list of {provider,status,error},
-/// on failure the final error "submit manifest to some providers has been
-/// failed" (akash-network/provider cmd/provider-services/cmd/manifest.go
-/// `doSendManifest`); only to providers with an active lease ("no active
-/// leases found", helpers.go); the provider rejects a manifest whose version
-/// is not the one on chain: "manifest version validation failed"
-/// (akash-network/provider manifest/manager.go `ErrManifestVersion`).
+/// (+ "\terror: …" and "\terrorMessage: …"), `-o json|yaml` as a list of
+/// {provider,status,error,errorMessage}, on failure the final error "submit
+/// manifest to some providers has been failed" (akash-network/provider
+/// cmd/provider-services/cmd/manifest.go `doSendManifest`); only to
+/// providers with an active lease ("no active leases found", helpers.go
+/// `leasesForDeployment`; v0.6.10 prints two spaces before "for").
+///
+/// The provider checks the manifest's version against the last version it
+/// learnt: the deployment's hash fetched from the chain, or the last
+/// update event it processed (manifest/manager.go `validateRequest`,
+/// `ErrManifestVersion` "manifest version validation failed"). It learns
+/// of an update from the chain's event stream, after the block: until then
+/// a manifest of the new version is refused, even with the transaction
+/// already in a block. The fake's provider learns
+/// `FAKE_AKASH_UPDATE_LAG_CALLS` (default 2) invocations after inclusion.
 pub fn send_manifest(dir: &Path, p: &Parsed, sdl_path: &str) -> Result<(), String> {
     let (owner, provider, dseq) = lease_of(dir, p)?;
     let (text, sdl) = read_sdl(sdl_path)?;
     let format = p.last("output").unwrap_or("text").to_string();
     let mut chain = chain::load(dir)?;
-    if !chain::active_lease(&chain, &owner, dseq, &provider) {
-        return Err(format!("no active leases found for dseq={dseq}"));
+    // v0.6.10 filters by --gseq/--oseq only when given (helpers.go
+    // `leasesForDeployment`, `flags.Changed`); v0.10.7 always, 1 by default.
+    let order = if family() == Family::V06 {
+        (
+            super::flag(p, "gseq").and_then(|g| g.parse().ok()),
+            super::flag(p, "oseq").and_then(|o| o.parse().ok()),
+        )
+    } else {
+        chain::order_flags(p)?
+    };
+    if !chain::active_lease(&chain, &owner, dseq, &provider, order) {
+        let gap = if family() == Family::V06 { "  " } else { " " };
+        return Err(format!("no active leases found{gap}for dseq={dseq}"));
     }
     const FAILED: &str = "submit manifest to some providers has been failed";
-    let on_chain = chain
-        .pointer(&format!("/deployments/{dseq}/version"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let expected = chain::provider_expects(&chain, dseq);
     let refused_image = std::env::var("FAKE_AKASH_FAIL_IMAGE")
         .ok()
         .filter(|needle| !needle.is_empty() && text.contains(needle.as_str()));
-    let outcome = if forced("send-manifest") {
-        Err("fake provider-services: forced failure (FAKE_AKASH_FAIL=send-manifest)".to_string())
-    } else if let Some(needle) = refused_image {
-        Err(format!(
-            "fake provider-services: forced failure for image {needle} (FAKE_AKASH_FAIL_IMAGE)"
+    // Forced refusals stand for a manifest the provider finds invalid
+    // (422 `ErrInvalidManifest` in every version); their text is the fake's.
+    let refusal = if forced("send-manifest") {
+        Some(Refusal::new(
+            422,
+            "invalid manifest: fake provider-services: forced failure (FAKE_AKASH_FAIL=send-manifest)",
         ))
-    } else if on_chain.as_deref() != Some(sdl.version.as_str()) {
-        Err("manifest version validation failed".to_string())
+    } else if let Some(needle) = refused_image {
+        Some(Refusal::new(
+            422,
+            &format!(
+                "invalid manifest: fake provider-services: forced failure for image {needle} (FAKE_AKASH_FAIL_IMAGE)"
+            ),
+        ))
+    } else if expected.as_deref() != Some(sdl.version.as_str()) {
+        Some(Refusal::new(
+            version_mismatch_status(),
+            "manifest version validation failed",
+        ))
     } else {
-        start_services(dir, dseq, &sdl)
+        None
     };
-    if let Err(e) = outcome {
-        print_send_result(&format, &provider, Some(&e));
+    if let Some(r) = refusal {
+        print_send_result(&format, &provider, Some(&r));
         return Err(FAILED.into());
     }
+    let start_error = start_services(dir, dseq, &sdl);
     let services: Vec<Value> = sdl
         .services
         .iter()
         .map(|s| json!({"name": s.name, "image": s.image, "count": s.count, "ports": s.ports}))
         .collect();
-    chain["deployments"][dseq.to_string()]["manifest"] =
-        json!({"version": sdl.version, "provider": provider, "services": services});
+    let mut manifest = json!({"version": sdl.version, "provider": provider, "services": services});
+    if let Some(e) = start_error {
+        manifest["start_error"] = json!(e);
+        manifest["unavailable_since"] = json!(chain::now_secs());
+    }
+    chain["deployments"][dseq.to_string()]["manifest"] = manifest;
     chain::save(dir, &chain)?;
     print_send_result(&format, &provider, None);
     Ok(())
 }
+
+/// What the CLI prints for every lease the provider runs no manifest for
+/// (before the first manifest, an unknown lease, a closed one): the gateway
+/// answers 404 with an empty body (gateway/rest/router.go
+/// `leaseStatusHandler`: "If the manifest doesn't exist, there is no
+/// lease", `w.WriteHeader(http.StatusNotFound)`), the client turns it into
+/// `ClientResponseError` "remote server returned 404" (chain-sdk
+/// go/provider/client/client.go), and with an empty message
+/// `showErrorToUser` (cmd/provider-services/cmd/run.go) adds nothing: cobra
+/// prints `Error: remote server returned 404`.
+const NOT_FOUND: &str = "remote server returned 404";
 
 /// `lease-status` JSON `{"services":{"<name>":{"name","available","total",
 /// "uris","observed_generation","replicas","updated_replicas",
@@ -287,20 +390,19 @@ pub fn lease_status(dir: &Path, p: &Parsed) -> Result<(), String> {
     if forced("lease-status") {
         return Err("fake provider-services: forced failure (FAKE_AKASH_FAIL=lease-status)".into());
     }
-    let chain = chain::load(dir)?;
-    if !chain::active_lease(&chain, &owner, dseq, &provider) {
-        return Err("remote server returned 404: lease not found".into());
+    let mut chain = chain::load(dir)?;
+    // The lease asked about is (dseq, --gseq, --oseq, provider), 1 by
+    // default (leaseStatus.go `BidIDFromFlags`): another order's lease is
+    // the provider's 404.
+    if !chain::active_lease(&chain, &owner, dseq, &provider, chain::order_flags(p)?) {
+        return Err(NOT_FOUND.into());
     }
-    let d = chain
-        .pointer(&format!("/deployments/{dseq}"))
-        .ok_or("remote server returned 404: lease not found")?;
-    let manifest = d
-        .get("manifest")
+    let manifest = chain
+        .pointer(&format!("/deployments/{dseq}/manifest"))
         .filter(|m| !m.is_null())
-        .ok_or("remote server returned 404: manifest not yet received for that deployment")?;
-    if manifest.get("provider").and_then(Value::as_str) != Some(provider.as_str()) {
-        return Err("remote server returned 404: lease not found".into());
-    }
+        .filter(|m| m.get("provider").and_then(Value::as_str) == Some(provider.as_str()))
+        .cloned()
+        .ok_or(NOT_FOUND)?;
     // The provider stops answering once this manifest is in place: a
     // lease-status that fails after a release, not before it.
     if let Ok(needle) = std::env::var("FAKE_AKASH_LEASE_FAIL_IMAGE")
@@ -351,7 +453,9 @@ pub fn lease_status(dir: &Path, p: &Parsed) -> Result<(), String> {
                 }
             }
         }
-        let available = u64::from(running).min(count);
+        // One container stands for all `count` replicas (a documented
+        // difference): when it runs, every replica is available.
+        let available = if running { count } else { 0 };
         services.insert(
             name.clone(),
             json!({
@@ -367,6 +471,22 @@ pub fn lease_status(dir: &Path, p: &Parsed) -> Result<(), String> {
             }),
         );
     }
+    // cluster/monitor.go counts a service below its `count` as a failed
+    // check; the fake observes availability here (see chain::tick).
+    let all_up = services
+        .values()
+        .all(|s| s["available"].as_u64() >= s["total"].as_u64());
+    let key = format!("/deployments/{dseq}/manifest");
+    if let Some(m) = chain.pointer_mut(&key) {
+        match (all_up, m.get("unavailable_since").is_some()) {
+            (true, true) => {
+                m.as_object_mut().map(|o| o.remove("unavailable_since"));
+            }
+            (false, false) => m["unavailable_since"] = json!(chain::now_secs()),
+            _ => {}
+        }
+    }
+    chain::save(dir, &chain)?;
     let out = json!({"services": services, "forwarded_ports": {}});
     println!(
         "{}",

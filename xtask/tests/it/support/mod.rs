@@ -18,6 +18,9 @@
 //! - The operations tools ([`require_tool`], [`run_clean`]): zizmor,
 //!   yamllint, kubernetes-validate, shellcheck and kubectl, from
 //!   `.ci/setup`'s pinned install or PATH; missing under CI is a failure.
+//! - [`Pushgateway`]: Debian's `prometheus-pushgateway` on a free loopback
+//!   port, scraped back with [`Pushgateway::scrape`].
+//! - [`ledger`]: synthetic ledger lines, times chosen by the test.
 //! - [`standin`]: images of the stand-in api (`standin-api`), faulty or slow
 //!   on request, for the engine, proxy and canary tests.
 //! - [`world`]: the real clean builds the build tests share;
@@ -35,9 +38,11 @@
 mod docker;
 mod fakes;
 mod http;
+pub mod ledger;
 mod process;
 mod project;
 mod proxy;
+mod pushgateway;
 mod registry;
 pub mod releases;
 pub mod standin;
@@ -53,5 +58,6 @@ pub use http::{HttpResponse, http_get, http_request};
 pub use process::{TempDir, at_exit, bin_dir, free_port, path_without, poll_until, tools_only};
 pub use project::{Project, Run, Xtask, shared_target_dir, workspace_root};
 pub use proxy::{Proxy, ProxyRule};
+pub use pushgateway::Pushgateway;
 pub use registry::{MANIFEST_ACCEPT, Registry};
 pub use tools::{ci_tools_bin, find_tool, in_ci, printed, require_tool, run_captured, run_clean};
