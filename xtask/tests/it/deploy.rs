@@ -2,15 +2,18 @@
 //! binary, the real Docker engine, a real `docker-registry`; fakes only for
 //! cosign and the Akash CLI (`provider-services`).
 //!
-//! Three commits are built once (A and B on main, F on a feature branch;
-//! `support/world.rs`, shared with the other modules); every test gets its
-//! own state dir (locks, ledger, rendered configs), its own container names
-//! and ports, so tests run in parallel.
+//! Three commits (A and B on main, F on a feature branch), their images
+//! made once and shared with the other modules: stand-in images for these
+//! engine tests (`support/releases.rs`, seconds), real clean builds for the
+//! build tests (`support/world.rs`, minutes). Every test gets its own state
+//! dir (locks, ledger, rendered configs), its own container names and ports,
+//! so tests run in parallel.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub(crate) use crate::support::world::{Built, world};
+pub(crate) use crate::support::releases::{Shipped, releases};
+pub(crate) use crate::support::world::world;
 use crate::support::*;
 use serde_json::Value;
 
@@ -27,9 +30,27 @@ pub(crate) struct Stage {
     pub(crate) config: PathBuf,
     pub(crate) ports: [u16; 2],
     pub(crate) _containers: DockerGuard,
+    pub(crate) images: Images,
+}
+
+/// Whose project and repositories a stage's xtask runs with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Images {
+    /// [`world()`]: the real clean builds.
+    World,
+    /// [`releases()`]: the stand-in images.
+    Standin,
 }
 
 impl Stage {
+    /// A stage on [`releases()`]' stand-in images (the engine's tests).
+    pub(crate) fn standin(label: &str) -> Stage {
+        Stage {
+            images: Images::Standin,
+            ..Stage::new(label)
+        }
+    }
+
     pub(crate) fn new(label: &str) -> Stage {
         let state = TempDir::new(label);
         let ports = [free_port(), free_port()];
@@ -56,6 +77,7 @@ impl Stage {
             config,
             ports,
             _containers: containers,
+            images: Images::World,
         }
     }
 
@@ -97,24 +119,33 @@ impl Stage {
     }
 
     pub(crate) fn xtask(&self, args: &[&str]) -> Xtask {
-        let w = world();
-        w.project
+        let (project, canonical, staging) = match self.images {
+            Images::World => {
+                let w = world();
+                (&w.project, &w.canonical, &w.staging)
+            }
+            Images::Standin => {
+                let r = releases();
+                (&r.project, &r.canonical, &r.staging)
+            }
+        };
+        project
             .xtask_cmd(args)
             .env("XTASK_STATE_DIR", self.state.path())
             .env("XTASK_CONFIG", &self.config)
-            .env("XTASK_REPOSITORY", &w.canonical)
-            .env("XTASK_STAGING_REPOSITORY", &w.staging)
+            .env("XTASK_REPOSITORY", canonical)
+            .env("XTASK_STAGING_REPOSITORY", staging)
     }
 
     pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.xtask(args).run()
     }
 
-    pub(crate) fn deploy(&self, built: &Built, env: &str) -> Run {
-        let metadata = built.metadata.display().to_string();
+    pub(crate) fn deploy(&self, built: &impl Shipped, env: &str) -> Run {
+        let metadata = built.metadata().display().to_string();
         let run = self.run(&[
             "deploy",
-            &built.sha,
+            built.sha(),
             "--env",
             env,
             "--metadata",
@@ -237,8 +268,8 @@ fn recording_wrappers() -> (TempDir, PathBuf) {
 
 #[test]
 fn deploy_deploy_rollback_rollback_keeps_status_and_service_in_agreement() {
-    let w = world();
-    let stage = Stage::new("cycle");
+    let w = releases();
+    let stage = Stage::standin("cycle");
 
     let first = stage.deploy(&w.a, "staging");
     let record = last_json(&first);
@@ -370,8 +401,8 @@ fn deploy_deploy_rollback_rollback_keeps_status_and_service_in_agreement() {
 
 #[test]
 fn an_image_that_reports_another_sha_fails_verification_and_rolls_back_by_itself() {
-    let w = world();
-    let stage = Stage::new("wrongsha");
+    let w = releases();
+    let stage = Stage::standin("wrongsha");
     stage.deploy(&w.a, "staging");
     // A webhook that is down must not fail anything.
     let run = stage
@@ -461,8 +492,8 @@ fn an_image_that_reports_another_sha_fails_verification_and_rolls_back_by_itself
 
 #[test]
 fn bad_requests_are_refused_before_the_target_is_touched() {
-    let w = world();
-    let stage = Stage::new("refused");
+    let w = releases();
+    let stage = Stage::standin("refused");
     stage.deploy(&w.a, "staging");
     let container_id = docker_ok(&["inspect", "--format", "{{.Id}}", &stage.serving("staging")]);
     let lines = stage.ledger_lines("staging");
@@ -602,8 +633,8 @@ fn bad_requests_are_refused_before_the_target_is_touched() {
 
 #[test]
 fn a_tag_moved_to_other_bytes_is_refused() {
-    let w = world();
-    let stage = Stage::new("moved");
+    let w = releases();
+    let stage = Stage::standin("moved");
     // SHA M first holds A's bytes (recorded digest), then is moved to B's.
     let moved = "5eed".repeat(10);
     let tag = format!("{}:{moved}", w.canonical);
@@ -629,8 +660,8 @@ fn a_tag_moved_to_other_bytes_is_refused() {
 
 #[test]
 fn the_environment_lock_names_a_live_holder_and_breaks_a_stale_one_on_request() {
-    let w = world();
-    let stage = Stage::new("lock");
+    let w = releases();
+    let stage = Stage::standin("lock");
     let locks = stage.state.join("locks");
     std::fs::create_dir_all(&locks).expect("locks dir");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -708,8 +739,8 @@ fn the_environment_lock_names_a_live_holder_and_breaks_a_stale_one_on_request() 
 #[test]
 fn a_webhook_receives_one_json_post_per_release() {
     use std::io::{Read, Write};
-    let w = world();
-    let stage = Stage::new("webhook");
+    let w = releases();
+    let stage = Stage::standin("webhook");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = std::thread::spawn(move || {
@@ -771,8 +802,8 @@ fn a_webhook_receives_one_json_post_per_release() {
 /// left, and the lock is released.
 #[test]
 fn sigterm_mid_deploy_leaves_the_old_release_verified_and_says_so() {
-    let w = world();
-    let stage = Stage::new("sigterm");
+    let w = releases();
+    let stage = Stage::standin("sigterm");
     stage.deploy(&w.a, "staging");
     let (child, _silent) = stage.stuck_deploy(&w.b.sha, &["--verify-timeout", "120", "--json"]);
     let pid = child.id().to_string();

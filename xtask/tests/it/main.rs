@@ -12,6 +12,7 @@ mod careless;
 mod ci_build;
 mod cli;
 mod deploy;
+mod image;
 mod lints;
 mod manifests;
 mod metrics;

@@ -595,10 +595,13 @@ fn an_unreadable_verification_key_is_recorded_then_refused() {
     );
 }
 
-/// ci-build of the signed world's commit into a fresh repository path (a
-/// fresh push: nothing to compile) with a signing setup that fails.
+/// ci-build with a signing setup that fails, of a tiny project (the same
+/// clean build and signing steps, seconds: a build of the real api would
+/// be compiled from scratch again, as every ci-build is), into a fresh
+/// repository path of the signed world's registry, with its cosign and keys.
 fn failing_signing(label: &str, key: &Path, password: &str, extra: &[&str]) -> (Run, TempDir) {
     let s = signed().expect("checked by the caller");
+    let tiny = Project::tiny();
     let out = TempDir::new(label);
     let out_file = out.join("m.json").display().to_string();
     let mut args = vec![
@@ -610,8 +613,12 @@ fn failing_signing(label: &str, key: &Path, password: &str, extra: &[&str]) -> (
     args.extend(s.repo_flags(&format!("signing/{label}")));
     args.extend(extra.iter().map(|a| (*a).to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = s
-        .xtask(&args)
+    let run = tiny
+        .xtask_cmd(&args)
+        .path(path_without(&["cosign"]))
+        .path_prefix(&s.syft)
+        .fake_cosign(&s.cosign)
+        .env("COSIGN_PUBLIC_KEY", &s.public)
         .env("COSIGN_KEY", key)
         .env("COSIGN_PASSWORD", password)
         .run();

@@ -4,7 +4,7 @@
 //! verified container; user numbers are bounded at the edge; docker's own
 //! words reach the user. (Every `Xtask::run` also fails on a panic.)
 
-use crate::deploy::{Stage, read_json, world};
+use crate::deploy::{Stage, read_json, releases};
 use crate::support::*;
 
 fn container_id(name: &str) -> Option<String> {
@@ -16,8 +16,8 @@ fn container_id(name: &str) -> Option<String> {
 
 #[test]
 fn what_runs_is_asked_of_the_target_and_a_target_that_cannot_answer_is_an_error() {
-    let w = world();
-    let stage = Stage::new("truth-ask");
+    let w = releases();
+    let stage = Stage::standin("truth-ask");
     stage.deploy(&w.a, "staging");
     let container = stage.serving("staging");
 
@@ -89,8 +89,8 @@ fn what_runs_is_asked_of_the_target_and_a_target_that_cannot_answer_is_an_error(
 
 #[test]
 fn only_containers_labelled_as_this_environments_are_replaced() {
-    let w = world();
-    let stage = Stage::new("truth-labels");
+    let w = releases();
+    let stage = Stage::standin("truth-labels");
     // Every container of the environment starts with its name; the proxy's is taken.
     let container = format!("{}-proxy", stage.container("staging"));
     let image = format!("{}:{}", w.canonical, w.a.sha);
@@ -147,8 +147,8 @@ fn only_containers_labelled_as_this_environments_are_replaced() {
 
 #[test]
 fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
-    let w = world();
-    let stage = Stage::new("truth-kill9");
+    let w = releases();
+    let stage = Stage::standin("truth-kill9");
     stage.deploy(&w.a, "staging");
     let container = stage.serving("staging");
     let a_container = container_id(&container).expect("A's container");
@@ -214,8 +214,8 @@ fn after_kill_9_and_force_unlock_the_last_verified_container_survives() {
 
 #[test]
 fn numbers_from_the_user_are_bounded_where_they_are_parsed() {
-    let w = world();
-    let stage = Stage::new("truth-bounds");
+    let w = releases();
+    let stage = Stage::standin("truth-bounds");
     for bad in ["18446744073709551615", "0", "3601", "-5", "1e9"] {
         let flag = format!("--verify-timeout={bad}");
         let run = stage.run(&["deploy", &w.a.sha, "--env", "staging", &flag]);
@@ -228,8 +228,8 @@ fn numbers_from_the_user_are_bounded_where_they_are_parsed() {
 
 #[test]
 fn docker_s_own_error_line_reaches_the_user() {
-    let w = world();
-    let stage = Stage::new("truth-port");
+    let w = releases();
+    let stage = Stage::standin("truth-port");
     // Something else holds the environment's port.
     let _taken = std::net::TcpListener::bind(("127.0.0.1", stage.ports[0])).expect("bind");
     let metadata = w.a.metadata.display().to_string();

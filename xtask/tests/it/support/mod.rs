@@ -23,6 +23,9 @@
 //! - [`ledger`]: synthetic ledger lines, times chosen by the test.
 //! - [`standin`]: images of the stand-in api (`standin-api`), faulty or slow
 //!   on request, for the engine, proxy and canary tests.
+//! - [`world`]: the real clean builds the build tests share;
+//!   [`releases`]: the same commits on stand-in images, for the engine's
+//!   tests (deploy, rollback, status, targets), built in seconds.
 //! - Small helpers: [`free_port`], [`poll_until`], [`http_get`], [`TempDir`],
 //!   [`at_exit`], [`path_without`], [`bin_dir`].
 //!
@@ -41,6 +44,7 @@ mod project;
 mod proxy;
 mod pushgateway;
 mod registry;
+pub mod releases;
 pub mod standin;
 mod tools;
 pub mod world;

@@ -14,10 +14,16 @@
 //! B with `verify-build` of A from another clone at another path: the third
 //! real build, which must give A's binary and layer again (read by
 //! verify_build.rs). A's build also writes the GitHub step outputs, for
-//! ci_build.rs.
+//! ci_build.rs. [`world`] returns after the first round: the second runs in
+//! the background ([`Later`]), so the tests of A and F run meanwhile and
+//! only a test that reads `b` or `verified_a` waits for it.
+//!
+//! The engine's tests (deploy, rollback, status, targets) need none of
+//! this: they run on stand-in images (`releases.rs`).
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 use serde_json::Value;
 
@@ -50,21 +56,62 @@ pub struct Verified {
 
 pub struct World {
     pub registry: Registry,
-    /// The repository with all three commits, on `main` at B.
+    /// The repository with all three commits, on `main` at B (each is
+    /// built from a clone of it).
     pub project: Project,
     pub canonical: String,
     pub staging: String,
     pub a: Built,
-    pub b: Built,
+    /// Built in the background after A: read it as a `Built` (`w.b.sha`).
+    pub b: Later<Built>,
     pub feature: Built,
     /// A SHA whose tag holds A's bytes: its `/version` reports A, not itself.
     pub wrong_sha: String,
-    pub verified_a: Verified,
+    /// Run in the background after A, beside B.
+    pub verified_a: Later<Verified>,
     /// `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY` of A's build.
     pub github: TempDir,
-    _records: TempDir,
+    /// The clone A was built from (HEAD at A): its build left no worktree.
+    pub clone_a: Project,
+    _records: Arc<TempDir>,
     _clones: Vec<Project>,
     _images: DockerGuard,
+}
+
+/// A value a background thread is making: the first read waits for it
+/// (a failure there fails the reading test, with the thread's message).
+pub struct Later<T> {
+    what: &'static str,
+    running: Mutex<Option<JoinHandle<T>>>,
+    value: OnceLock<T>,
+}
+
+impl<T: Send + 'static> Later<T> {
+    fn spawn(what: &'static str, make: impl FnOnce() -> T + Send + 'static) -> Later<T> {
+        Later {
+            what,
+            running: Mutex::new(Some(std::thread::spawn(make))),
+            value: OnceLock::new(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Later<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.value.get_or_init(|| {
+            let handle = self
+                .running
+                .lock()
+                .unwrap_or_else(|e| panic!("{} was poisoned: {e}", self.what))
+                .take()
+                .unwrap_or_else(|| panic!("{} failed in another test", self.what));
+            handle
+                .join()
+                .unwrap_or_else(|_| panic!("{} failed (its panic is printed above)", self.what))
+        })
+    }
 }
 
 impl World {
@@ -85,7 +132,7 @@ pub fn world() -> &'static World {
         let registry = Registry::start();
         let project = Project::new();
         project.remove_at_exit();
-        let records = TempDir::new("records");
+        let records = Arc::new(TempDir::new("records"));
         records.remove_at_exit();
         let github = TempDir::new("github");
         github.remove_at_exit();
@@ -102,88 +149,21 @@ pub fn world() -> &'static World {
         project.git(&["checkout", "-q", "main"]);
         let clone_a = project.clone_repo("clone-a");
         clone_a.git(&["reset", "-q", "--hard", &a_sha]);
+        let clone_b = project.clone_repo("clone-b");
         let clone_f = project.clone_repo("clone-f");
         clone_f.git(&["checkout", "-q", "feature/x"]);
         let clone_v = project.clone_repo("verify-clone");
-        for clone in [&clone_a, &clone_f, &clone_v] {
+        for clone in [&clone_a, &clone_b, &clone_f, &clone_v] {
             clone.remove_at_exit();
         }
 
-        let build = |checkout: &Project, label: &str, github: Option<&TempDir>| -> Built {
-            let out = records.join(format!("{label}.json"));
-            let out_str = out.display().to_string();
-            let mut cmd = checkout
-                .xtask_cmd(&[
-                    "ci-build",
-                    "--json",
-                    "--repository",
-                    &canonical,
-                    "--staging-repository",
-                    &staging,
-                    "--out",
-                    &out_str,
-                ])
-                .path(path_without(&["cosign"]));
-            if let Some(github) = github {
-                cmd = cmd
-                    .env("GITHUB_OUTPUT", github.join("output"))
-                    .env("GITHUB_STEP_SUMMARY", github.join("summary.md"));
-            }
-            let run = cmd.run();
-            eprintln!(
-                "ci-build of {label} (a clean build) took {:.1}s",
-                run.elapsed.as_secs_f64()
-            );
-            run.expect_success();
-            let text = std::fs::read_to_string(&out).expect("metadata written");
-            let record: Value = serde_json::from_str(&text).expect("metadata is JSON");
-            Built {
-                sha: record["image_sha"].as_str().expect("image_sha").to_owned(),
-                digest: record["image_digest"]
-                    .as_str()
-                    .expect("image_digest")
-                    .to_owned(),
-                metadata: out,
-                json_line: run.last_json(),
-                stderr: run.stderr.clone(),
-                record,
-                build_seconds: run.elapsed.as_secs_f64(),
-            }
-        };
+        let repos = (canonical.clone(), staging.clone());
         let (a, feature) = std::thread::scope(|s| {
-            let a = s.spawn(|| build(&clone_a, "a", Some(&github)));
-            let f = s.spawn(|| build(&clone_f, "feature", None));
+            let a = s.spawn(|| ci_build(&clone_a, &records, &repos, "a", Some(&github)));
+            let f = s.spawn(|| ci_build(&clone_f, &records, &repos, "feature", None));
             (a.join().expect("build of A"), f.join().expect("build of F"))
         });
         assert_eq!(a.sha, a_sha);
-        let verify = || {
-            let run = clone_v
-                .xtask_cmd(&["verify-build", &a.sha, "--repository", &canonical, "--json"])
-                .run();
-            eprintln!(
-                "verify-build of A (a clean build of the real api) took {:.1}s",
-                run.elapsed.as_secs_f64()
-            );
-            (
-                run.last_json(),
-                run.stderr.clone(),
-                run.elapsed.as_secs_f64(),
-            )
-        };
-        let (b, (record, stderr, seconds)) = std::thread::scope(|s| {
-            let b = s.spawn(|| build(&project, "b", None));
-            let v = s.spawn(verify);
-            (
-                b.join().expect("build of B"),
-                v.join().expect("verify of A"),
-            )
-        });
-        let verified_a = Verified {
-            clone: clone_v,
-            record,
-            stderr,
-            seconds,
-        };
 
         // Labelled as its tag's commit (so the label read before the target
         // is touched agrees), holding A's binary: only /version tells.
@@ -194,6 +174,33 @@ pub fn world() -> &'static World {
             &[("org.opencontainers.image.revision", &wrong_sha)],
         );
         docker_ok(&["push", &format!("{canonical}:{wrong_sha}")]);
+
+        // The second round, in the background.
+        let b = {
+            let records = records.clone();
+            let repos = repos.clone();
+            Later::spawn("the build of B", move || {
+                ci_build(&clone_b, &records, &repos, "b", None)
+            })
+        };
+        let verified_a = {
+            let (a_sha, canonical) = (a.sha.clone(), canonical.clone());
+            Later::spawn("verify-build of A", move || {
+                let run = clone_v
+                    .xtask_cmd(&["verify-build", &a_sha, "--repository", &canonical, "--json"])
+                    .run();
+                eprintln!(
+                    "verify-build of A (a clean build of the real api) took {:.1}s",
+                    run.elapsed.as_secs_f64()
+                );
+                Verified {
+                    record: run.last_json(),
+                    stderr: run.stderr.clone(),
+                    seconds: run.elapsed.as_secs_f64(),
+                    clone: clone_v,
+                }
+            })
+        };
         World {
             registry,
             project,
@@ -205,11 +212,62 @@ pub fn world() -> &'static World {
             wrong_sha,
             verified_a,
             github,
+            clone_a,
             _records: records,
-            _clones: vec![clone_a, clone_f],
+            _clones: vec![clone_f],
             _images: images,
         }
     })
+}
+
+/// `ci-build --json` of `checkout`'s HEAD (cosign not on PATH), its record
+/// written to `<records>/<label>.json`.
+fn ci_build(
+    checkout: &Project,
+    records: &TempDir,
+    (canonical, staging): &(String, String),
+    label: &str,
+    github: Option<&TempDir>,
+) -> Built {
+    let out = records.join(format!("{label}.json"));
+    let out_str = out.display().to_string();
+    let mut cmd = checkout
+        .xtask_cmd(&[
+            "ci-build",
+            "--json",
+            "--repository",
+            canonical,
+            "--staging-repository",
+            staging,
+            "--out",
+            &out_str,
+        ])
+        .path(path_without(&["cosign"]));
+    if let Some(github) = github {
+        cmd = cmd
+            .env("GITHUB_OUTPUT", github.join("output"))
+            .env("GITHUB_STEP_SUMMARY", github.join("summary.md"));
+    }
+    let run = cmd.run();
+    eprintln!(
+        "ci-build of {label} (a clean build) took {:.1}s",
+        run.elapsed.as_secs_f64()
+    );
+    run.expect_success();
+    let text = std::fs::read_to_string(&out).expect("metadata written");
+    let record: Value = serde_json::from_str(&text).expect("metadata is JSON");
+    Built {
+        sha: record["image_sha"].as_str().expect("image_sha").to_owned(),
+        digest: record["image_digest"]
+            .as_str()
+            .expect("image_digest")
+            .to_owned(),
+        metadata: out,
+        json_line: run.last_json(),
+        stderr: run.stderr.clone(),
+        record,
+        build_seconds: run.elapsed.as_secs_f64(),
+    }
 }
 
 /// The tiny api's repositories in its registry (see [`tiny_build`]).
