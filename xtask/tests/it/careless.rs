@@ -15,10 +15,12 @@ use crate::support::*;
 const SHA: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
 /// Answers like docker 28 for what a first deploy asks: `version`, the
-/// manifest's digest, "No such container", a container id for `run`.
-/// `run` of the release image misbehaves as the dir's files say:
-/// `hang-run` (removed on first use) hangs for 300 s; `wait-run` waits for
-/// a `go` file. Every call and every signal it gets is logged.
+/// manifest's digest, the image's labels, "No such container/network".
+/// `network create` (the first change a release makes on the docker
+/// target) misbehaves as the dir's files say: `hang-run` (removed on first
+/// use) hangs for 300 s; `wait-run` waits for a `go` file. Every call and
+/// every signal it gets is logged. The proxy itself cannot be faked here:
+/// what follows the network fails, which these tests do not reach for.
 const FAKE_DOCKER: &str = r#"#!/bin/sh
 dir="$(dirname "$0")"
 log="$dir/log"
@@ -27,6 +29,12 @@ trap 'echo "INT $1" >> "$log"; exit 130' INT
 trap 'echo "TERM $1" >> "$log"; exit 143' TERM
 case "$1" in
   version) echo 28.0.0 ;;
+  pull) ;;
+  image)
+    case "$*" in
+      *"{{json .}}"*) echo '{"Id":"sha256:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed","Config":{"Labels":{"org.opencontainers.image.revision":"5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"}},"RootFS":{"Layers":["sha256:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"]}}' ;;
+      *) echo "Error response from daemon: No such image: x" >&2; exit 1 ;;
+    esac ;;
   manifest) echo '{"Descriptor":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed","size":527}}' ;;
   container|inspect|port)
     if [ -e "$dir/wait-inspect" ]; then
@@ -35,7 +43,12 @@ case "$1" in
       echo "done $1" >> "$log"
     fi
     echo "Error response from daemon: No such container: x" >&2; exit 1 ;;
-  run)
+  network)
+    # The first change a release makes on the docker target: the
+    # environment's network, before the proxy and the release container.
+    if [ "$2" = inspect ]; then
+      echo "Error response from daemon: network x not found" >&2; exit 1
+    fi
     if [ -e "$dir/hang-run" ]; then
       rm -f "$dir/hang-run"
       sleep 300 &
@@ -44,14 +57,12 @@ case "$1" in
       wait
     fi
     if [ -e "$dir/wait-run" ]; then
-      # Only a run whose arguments hold the file's text (empty: any run).
-      case "$*" in *"$(cat "$dir/wait-run")"*)
-        echo "waiting $1" >> "$log"
-        while [ ! -e "$dir/go" ]; do sleep 0.05; done
-        echo "done $1" >> "$log" ;;
-      esac
+      echo "waiting $1" >> "$log"
+      while [ ! -e "$dir/go" ]; do sleep 0.05; done
+      echo "done $1" >> "$log"
     fi
-    echo 0123456789abcdef0123456789abcdef ;;
+    echo 0123456789abcdef ;;
+  run) echo 0123456789abcdef0123456789abcdef ;;
   *) ;;
 esac
 "#;
@@ -174,20 +185,23 @@ fn ctrl_c_to_the_process_group_reaches_xtask_not_its_docker_child() {
     fake.touch("wait-run");
     let child = fake.deploy().spawn_job();
     let group = format!("-{}", child.id());
-    fake.wait_for_log("waiting run");
+    fake.wait_for_log("waiting network");
     signal("-INT", &group);
     // Give a killed child the time to log it, then let it finish.
     let _ = poll_until(Duration::from_millis(300), || {
-        fake.log().contains("INT run").then_some(())
+        fake.log().contains("INT network").then_some(())
     });
     fake.touch("go");
     let (status, stderr) = finished(child, Duration::from_secs(60));
     let log = fake.log();
     assert!(
-        !log.contains("INT run"),
+        !log.contains("INT network"),
         "the terminal's Ctrl-C reached docker:\n{log}"
     );
-    assert!(log.contains("done run"), "docker finished its step:\n{log}");
+    assert!(
+        log.contains("done network"),
+        "docker finished its step:\n{log}"
+    );
     assert!(!status.success(), "{stderr}");
     let last = fake.ledger().pop().expect("a ledger line");
     assert_eq!(last["status"], "interrupted", "{last}");
@@ -219,7 +233,7 @@ fn sigterm_ends_a_stuck_docker_call_and_the_run_records_interrupted() {
     let fake = Fake::new("sigterm");
     fake.touch("hang-run");
     let child = fake.deploy().spawn_job();
-    fake.wait_for_log("hanging run");
+    fake.wait_for_log("hanging network");
     signal("-TERM", &child.id().to_string());
     let (status, stderr) = finished(child, Duration::from_secs(30));
     assert!(!status.success(), "{stderr}");
@@ -292,39 +306,6 @@ fn a_bad_config_is_refused_before_docker_is_asked_anything() {
     }
 }
 
-/// Plays the service on `port`: `/health` 200 and `/version` naming `sha`,
-/// until the returned flag is set.
-fn serve(port: u16, sha: &'static str) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    use std::io::{Read, Write};
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the port");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
-            let Ok((mut conn, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            let _ = conn.set_nonblocking(false);
-            let mut buf = [0u8; 2048];
-            let n = conn.read(&mut buf).unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let body = if request.starts_with("GET /version") {
-                format!(r#"{{"git_sha":"{sha}"}}"#)
-            } else {
-                "ok".to_owned()
-            };
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    stop
-}
-
 /// A ledger line as xtask writes it.
 fn ledger_line(id: &str, sha: &str, status: &str) -> String {
     let digest = format!("sha256:{}", "5eed".repeat(16));
@@ -382,82 +363,14 @@ fn status_names_the_last_verified_release_and_its_command_works_as_printed() {
         history.stdout
     );
 
-    let stop = serve(fake.port, SHA);
-    let words: Vec<&str> = printed.split_whitespace().skip(2).collect();
-    let back = fake.xtask(&words).run();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    back.expect_success();
-    let lines = fake.ledger();
-    let statuses: Vec<(&str, &str)> = lines
-        .iter()
-        .map(|l| {
-            (
-                l["image_sha"].as_str().unwrap_or("?"),
-                l["status"].as_str().unwrap_or("?"),
-            )
-        })
-        .collect();
-    assert_eq!(
-        statuses[2..],
-        [(dead, "abandoned"), (SHA, "running"), (SHA, "complete")],
-        "{lines:?}"
-    );
+    // Running the printed command needs the real proxy: zero_downtime.rs
+    // (`faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing`)
+    // runs status's command as printed and checks it works.
 }
 
-/// A second Ctrl-C during the restore used to end xtask with the last
-/// verified release stopped and nothing serving. Now the restore finishes
-/// (each of its calls is bounded), then the run ends: the verified
-/// release serves again, and the ledger says so.
-#[test]
-fn a_second_ctrl_c_during_the_restore_does_not_abandon_it() {
-    let fake = Fake::new("double-ctrl-c");
-    let good = "a11ce0000000000000000000000000000000a11c";
-    let ledger = fake.state().join("ledger");
-    std::fs::create_dir_all(&ledger).expect("ledger dir");
-    std::fs::write(
-        ledger.join("staging.jsonl"),
-        ledger_line("20260101T000000.000Z-a11ce0000000", good, "complete") + "\n",
-    )
-    .expect("ledger");
-    // The service answers with the good release's SHA: the new one fails
-    // verification at once, and the restored one verifies.
-    let stop = serve(fake.port, good);
-    std::fs::write(fake.bin.join("wait-run"), good).expect("wait for the restore's run");
-    let child = fake.deploy().spawn_job();
-    let group = format!("-{}", child.id());
-    fake.wait_for_log("waiting run");
-    // Two presses of Ctrl-C, as a person makes them (not a wait for anything).
-    signal("-INT", &group);
-    std::thread::sleep(Duration::from_millis(200));
-    signal("-INT", &group);
-    std::thread::sleep(Duration::from_millis(200));
-    fake.touch("go");
-    let (status, stderr) = finished(child, Duration::from_secs(60));
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(status.code(), Some(1), "not cut short (130): {stderr}");
-    assert!(fake.log().contains("done run"), "{}", fake.log());
-    let lines = fake.ledger();
-    let tail: Vec<(&str, &str, &str)> = lines
-        .iter()
-        .map(|l| {
-            (
-                l["record"].as_str().unwrap_or("?"),
-                l["image_sha"].as_str().unwrap_or("?"),
-                l["status"].as_str().unwrap_or("?"),
-            )
-        })
-        .collect();
-    assert_eq!(
-        tail[1..],
-        [
-            ("deploy", SHA, "running"),
-            ("deploy", SHA, "interrupted"),
-            ("rollback", good, "complete")
-        ],
-        "{stderr}"
-    );
-    assert!(lock_absent(&fake.state()), "{stderr}");
-}
+// A second Ctrl-C during a restore (issue 23, item 2) is tried on the real
+// engine and proxy: zero_downtime.rs,
+// `a_second_ctrl_c_mid_release_leaves_the_verified_release_serving`.
 
 /// The webhook used to run while the lock was held, with its token in
 /// curl's argv. Now, when the POST arrives, the lock is already released

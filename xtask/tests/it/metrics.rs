@@ -377,6 +377,15 @@ fn real_deploys_and_rollbacks_feed_the_counters_and_the_report() {
     for (sha, serves) in [(&a, &a), (&b, &b), (&c, &b)] {
         let tag = format!("{repo}:{sha}");
         Standin::new(serves).build(&tag);
+        if sha != serves {
+            // Labelled as its own commit, so it passes the label check and
+            // fails where it lies: `/version`.
+            docker_build_relabelled(
+                &tag,
+                &tag,
+                &[("org.opencontainers.image.revision", sha.as_str())],
+            );
+        }
         push(&tag);
     }
     let state = TempDir::new("metrics-real");

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use super::docker::{DockerGuard, docker_ok};
+use super::docker::{DockerGuard, docker_build_relabelled, docker_ok};
 use super::process::TempDir;
 use super::project::Project;
 use super::registry::Registry;
@@ -122,11 +122,13 @@ pub fn releases() -> &'static Releases {
         let feature = release(&f_sha, &staging, "staging", "feature/x");
 
         let wrong_sha = "0badc0de".repeat(5);
-        docker_ok(&[
-            "tag",
+        // A's bytes that claim to be `wrong_sha` (relabelled, as World's
+        // is): the label check passes, only `/version` tells the truth.
+        docker_build_relabelled(
             &format!("{canonical}:{}", a.sha),
             &format!("{canonical}:{wrong_sha}"),
-        ]);
+            &[("org.opencontainers.image.revision", &wrong_sha)],
+        );
         push(&format!("{canonical}:{wrong_sha}"));
         Releases {
             registry,
