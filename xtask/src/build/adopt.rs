@@ -43,11 +43,19 @@ impl Found {
     }
 }
 
-/// Pull by digest, read the labels and layers.
+/// Read the labels and layers of the image by digest: the local one when
+/// the engine holds it under that digest (a retained release: a rollback
+/// works with the registry down), else pulled first. A digest names its
+/// bytes, so either way it is the same image.
 pub fn examine(repository: &Repository, digest: &Digest) -> anyhow::Result<Found> {
     let by_digest = format!("{repository}@{digest}");
-    image::pull(&by_digest)?;
-    let inspected = image::inspect(&by_digest)?;
+    let inspected = match image::inspect(&by_digest) {
+        Ok(local) => local,
+        Err(_) => {
+            image::pull(&by_digest)?;
+            image::inspect(&by_digest)?
+        }
+    };
     eprintln!(
         "    {by_digest}: revision label {}, binary label {}",
         inspected.label(image::REVISION_LABEL).unwrap_or("(none)"),

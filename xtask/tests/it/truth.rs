@@ -138,7 +138,8 @@ fn only_containers_labelled_as_this_environments_are_replaced() {
     let err = run.single_error();
     assert!(
         err.contains(&format!(
-            "staging and production both use container `{container}`"
+            "staging and production both use container `{}`",
+            stage.container("staging")
         )) && err.contains("nothing was touched"),
         "{err}"
     );

@@ -87,7 +87,8 @@ impl Stage {
 
     fn standin(&self, sha: &str, standin: Standin) -> String {
         let tag = format!("{}:{sha}", self.repo);
-        standin.build(&tag);
+        // The label names the tag's commit; only `/version` may lie.
+        standin.labelled(sha).build(&tag);
         push(&tag)
     }
 

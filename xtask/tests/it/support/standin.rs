@@ -25,6 +25,8 @@ use super::process::TempDir;
 
 pub struct Standin {
     sha: String,
+    /// The commit its revision label names (default: `sha`).
+    label: Option<String>,
     error_rate: Option<f64>,
     delay_ms: Option<u64>,
 }
@@ -33,9 +35,17 @@ impl Standin {
     pub fn new(sha: &str) -> Standin {
         Standin {
             sha: sha.to_owned(),
+            label: None,
             error_rate: None,
             delay_ms: None,
         }
+    }
+
+    /// Its revision label names `sha` while `/version` reports the one it
+    /// was made with: an image that lies only where the service answers.
+    pub fn labelled(mut self, sha: &str) -> Standin {
+        self.label = Some(sha.to_owned());
+        self
     }
 
     /// That fraction of non-probe requests is answered 500.
@@ -79,7 +89,7 @@ impl Standin {
              EXPOSE 8080\n\
              ENV API_PORT=8080 API_SHUTDOWN_GRACE_SECS=5\n\
              ENTRYPOINT {entrypoint}\n",
-            sha = self.sha,
+            sha = self.label.as_deref().unwrap_or(&self.sha),
             binary = rootfs.binary_sha256,
         );
         std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
