@@ -383,7 +383,11 @@ fn the_webhook_is_sent_after_the_lock_is_released_and_its_token_is_not_in_argv()
     let port = listener.local_addr().expect("addr").port();
     let lock = fake.state().join("locks/staging.lock");
     let server = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("one POST");
+        // Bounded: a run that never posts fails the test instead of hanging it.
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (mut conn, _) = poll_until(Duration::from_secs(120), || listener.accept().ok())
+            .expect("one POST within 120 s");
+        conn.set_nonblocking(false).expect("blocking");
         let locked = lock.exists();
         let leaked = std::fs::read_dir("/proc")
             .expect("/proc")

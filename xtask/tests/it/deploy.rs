@@ -749,7 +749,11 @@ fn a_webhook_receives_one_json_post_per_release() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("one POST");
+        // Bounded: a run that never posts fails the test instead of hanging it.
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (mut conn, _) = poll_until(Duration::from_secs(120), || listener.accept().ok())
+            .expect("one POST within 120 s");
+        conn.set_nonblocking(false).expect("blocking");
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         let mut request = Vec::new();

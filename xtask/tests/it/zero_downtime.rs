@@ -152,7 +152,9 @@ impl Probe {
         let handle = std::thread::spawn(move || {
             let (mut ok, mut failed, mut gap, mut seen) = (0, 0, Duration::ZERO, Vec::new());
             let mut last_ok = Instant::now();
-            while !flag.load(Ordering::SeqCst) {
+            // Bounded: a test that panics before `finish` leaves no probe behind.
+            let until = Instant::now() + Duration::from_secs(300);
+            while !flag.load(Ordering::SeqCst) && Instant::now() < until {
                 let (status, body) = http_get(&url);
                 if status == 200 {
                     ok += 1;
