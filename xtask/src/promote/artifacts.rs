@@ -145,7 +145,8 @@ pub fn sign_sums(dir: &Path) -> anyhow::Result<Result<Vec<String>, String>> {
     let sums = dir.join("SHA256SUMS");
     let sig = dir.join("SHA256SUMS.sig");
     let pem = dir.join("SHA256SUMS.pem");
-    let mut cmd = Cmd::new("cosign").args(["sign-blob", "--yes"]);
+    // The one child that may read COSIGN_KEY and COSIGN_PASSWORD.
+    let mut cmd = Cmd::new("cosign").args(["sign-blob", "--yes"]).signing();
     let mut files = vec!["SHA256SUMS.sig".to_owned()];
     match &signer {
         Signer::Key(key) => cmd = cmd.args(["--key", key, "--tlog-upload=false"]),

@@ -84,13 +84,16 @@ impl Standin {
         let dockerfile = format!(
             "FROM scratch\n\
              COPY rootfs/ /\n\
-             LABEL org.opencontainers.image.revision=\"{sha}\" shipyard.binary.sha256=\"{binary}\" org.opencontainers.image.title=\"standin-api\"\n\
+             LABEL org.opencontainers.image.revision=\"{sha}\" shipyard.binary.sha256=\"{binary}\" org.opencontainers.image.title=\"standin-api\" xtask.test.tag=\"{tag}\"\n\
              USER 65532:65532\n\
              EXPOSE 8080\n\
              ENV API_PORT=8080 API_SHUTDOWN_GRACE_SECS=5\n\
              ENTRYPOINT {entrypoint}\n",
             sha = self.label.as_deref().unwrap_or(&self.sha),
             binary = rootfs.binary_sha256,
+            // One image per tag: two tests building the same SHA under their
+            // own registries never share an image ID that one's cleanup
+            // (`docker rmi`) could take from the other.
         );
         std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
         copy_dir(&rootfs.dir.join("rootfs"), &dir.join("rootfs"));
