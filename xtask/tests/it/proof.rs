@@ -144,16 +144,13 @@ impl Story {
     }
 
     /// The image the environment's container runs, or `None`.
+    /// The image the environment serves, as the target reports it
+    /// (`status --json`: the release behind the proxy), `None` when none.
     fn running_image(&self, env: &str) -> Option<String> {
-        let name = format!(
-            "xtask-it-proof-{}-{}-{env}",
-            self.label(),
-            std::process::id()
-        );
-        let out = docker(&["inspect", "--format", "{{.Config.Image}}", &name]);
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        let run = self.run(&["status", "--env", env, "--json"]);
+        let line = run.stdout.lines().last()?;
+        let status: serde_json::Value = serde_json::from_str(line).ok()?;
+        status["image_ref"].as_str().map(str::to_owned)
     }
 
     fn label(&self) -> &str {
