@@ -143,7 +143,6 @@ impl Story {
             .collect()
     }
 
-    /// The image the environment's container runs, or `None`.
     /// The image the environment serves, as the target reports it
     /// (`status --json`: the release behind the proxy), `None` when none.
     fn running_image(&self, env: &str) -> Option<String> {
@@ -151,10 +150,6 @@ impl Story {
         let line = run.stdout.lines().last()?;
         let status: serde_json::Value = serde_json::from_str(line).ok()?;
         status["image_ref"].as_str().map(str::to_owned)
-    }
-
-    fn label(&self) -> &str {
-        self.path.trim_start_matches("proof/")
     }
 }
 
