@@ -311,10 +311,27 @@ impl Proxy {
 
     /// Put `container` (at `ip`) in `slot` at weight 0 and wait until the
     /// proxy's health check passes on it.
+    ///
+    /// A slot that already holds `container` at `ip` and is UP is left as
+    /// it is: setting its weight to 0 first would take the traffic off the
+    /// release serving it (a failed release going back to the slot that
+    /// never stopped serving answered 503 for a moment).
     pub fn load(&self, slot: Slot, container: &str, ip: &str) -> anyhow::Result<()> {
         let admin = self.admin()?;
         let s = slot.name();
         let b = haproxy::BACKEND;
+        let held = self
+            .slots()?
+            .into_iter()
+            .find(|st| st.stat.slot == slot)
+            .is_some_and(|st| {
+                st.container.as_deref() == Some(container)
+                    && st.stat.addr == format!("{ip}:{HTTP_PORT}")
+                    && st.stat.status == "UP"
+            });
+        if held {
+            return Ok(());
+        }
         admin.set(&[
             haproxy::set_weight(slot, 0),
             format!("set server {b}/{s} fqdn {container}"),
