@@ -1,9 +1,11 @@
 //! Progressive delivery on the real engine and the real proxy (HAProxy),
 //! with stand-in images (`standin-api`: healthy, or answering 500 to a share
 //! of requests) and load generated here: a bounded loop of requests to the
-//! environment's port. One environment per test process, its releases in
-//! sequence: a faulty canary aborted at its first step, a healthy one
-//! promoted through every step, one with no traffic failed closed.
+//! environment's port. One environment per test, each its own registry,
+//! port and container names, so the three run side by side: a faulty
+//! canary aborted at its first step; a healthy one promoted through every
+//! step, then one with no traffic failed closed; a canary ended mid-step
+//! by SIGTERM, then by kill -9.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -92,12 +94,12 @@ struct Env {
 }
 
 impl Env {
-    fn new() -> Env {
+    fn new(label: &str) -> Env {
         let registry = Registry::start();
         let project = Project::tiny();
         let state = TempDir::new("canary-state");
         let port = free_port();
-        let container = format!("xtask-it-canary-{}", std::process::id());
+        let container = format!("xtask-it-canary-{label}-{}", std::process::id());
         let images = DockerGuard::new();
         images.images_under(&format!("{}/", registry.host()));
         let config = state.join("release.json");
@@ -192,13 +194,19 @@ fn steps(release: &Value) -> Vec<(u64, String)> {
         .unwrap_or_default()
 }
 
-#[test]
-fn faulty_canary_aborted_at_its_first_step_healthy_one_promoted_no_traffic_fails_closed() {
-    let env = Env::new();
+/// A stable release, deployed all at once and serving.
+fn stable(env: &Env) -> String {
     let stable = env.release(Standin::new);
     env.xtask(&["deploy", &stable, "--env", "staging"])
         .expect_success();
     assert_eq!(env.serving(), stable);
+    stable
+}
+
+#[test]
+fn a_faulty_canary_is_aborted_at_its_first_step() {
+    let env = Env::new("faulty");
+    let stable = stable(&env);
 
     // A canary answering 500 to a quarter of its requests, under 50 req/s.
     let faulty = env.release(|sha| Standin::new(sha).error_rate(0.25));
@@ -240,8 +248,19 @@ fn faulty_canary_aborted_at_its_first_step_healthy_one_promoted_no_traffic_fails
     assert!(step["errors"].as_u64().unwrap_or(0) > 0, "{r}");
     assert!(step["success_rate"].as_f64().unwrap_or(1.0) < 0.99, "{r}");
     assert_eq!(r["analysis"]["bounds"]["success_rate"], 0.99, "{r}");
+    let text = env.xtask(&["history", "--env", "staging"]);
+    text.expect_success();
+    assert!(
+        text.stdout.contains("failed-analysis") && text.stdout.contains("step 1 (10%) failed"),
+        "{}",
+        text.stdout
+    );
+}
 
-    // A healthy canary, promoted through every step.
+#[test]
+fn a_healthy_canary_is_promoted_through_every_step_and_no_traffic_fails_closed() {
+    let env = Env::new("healthy");
+    stable(&env);
     let healthy = env.release(Standin::new);
     let load = Load::start(env.port);
     let run = env.xtask(&[
@@ -275,7 +294,7 @@ fn faulty_canary_aborted_at_its_first_step_healthy_one_promoted_no_traffic_fails
     let text = env.xtask(&["history", "--env", "staging"]);
     text.expect_success();
     assert!(
-        text.stdout.contains("failed-analysis") && text.stdout.contains("step 3 (100%) successful"),
+        text.stdout.contains("step 3 (100%) successful"),
         "{}",
         text.stdout
     );
@@ -303,6 +322,12 @@ fn faulty_canary_aborted_at_its_first_step_healthy_one_promoted_no_traffic_fails
     let r = env.newest();
     assert_eq!(steps(&r), [(50, "inconclusive".to_owned())], "{r}");
     assert_eq!(env.serving(), healthy);
+}
+
+#[test]
+fn a_canary_ended_mid_step_by_sigterm_or_kill_9_leaves_the_stable_serving() {
+    let env = Env::new("ended");
+    let healthy = stable(&env);
 
     // SIGTERM during a step: aborted at once, recorded interrupted.
     let load = Load::start(env.port);

@@ -1,10 +1,10 @@
-//! The supply chain end to end: ci-build signs, makes the SBOM with the real
-//! syft on the pushed image, attests SBOM and provenance, verifies all three;
+//! The supply chain end to end: ci-build signs, makes the SBOM of the crates
+//! it compiled, attests SBOM and provenance, verifies all three;
 //! deploy holds them to the environment's soft|strict policy. The fake
 //! cosign keeps everything in the real registry, where these tests read it
 //! back and tamper with it through a plain registry client.
 //!
-//! One signed build (`signed()`); the bad-input deploy cases sign copies of
+//! One signed build (`signed()`, of the tiny api); the bad-input deploy cases sign copies of
 //! the deploy world's image A with the fake cosign directly (no build).
 
 use std::path::{Path, PathBuf};
@@ -16,12 +16,6 @@ use crate::support::*;
 use serde_json::{Value, json};
 use test_fakes::cosign_oci as oci;
 use test_fakes::registry::Registry as Client;
-
-/// The dir holding the pinned syft, or `None` (a loud skip; a failure in CI).
-fn syft_dir() -> Option<PathBuf> {
-    let syft = require_tool("syft", "the SBOM of a pushed image")?;
-    Some(syft.parent().expect("syft's dir").to_path_buf())
-}
 
 fn field<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str()
@@ -55,7 +49,6 @@ struct Signed {
     cosign: FakeCosign,
     private: PathBuf,
     public: PathBuf,
-    syft: PathBuf,
     record: Value,
     run: Option<Run>,
     _images: DockerGuard,
@@ -66,7 +59,6 @@ impl Signed {
         self.project
             .xtask_cmd(args)
             .path(path_without(&["cosign"]))
-            .path_prefix(&self.syft)
             .fake_cosign(&self.cosign)
             .env("COSIGN_PUBLIC_KEY", &self.public)
     }
@@ -81,46 +73,46 @@ impl Signed {
     }
 }
 
-/// One ci-build of `main` with a signing key: `None` without syft (off CI).
-fn signed() -> Option<&'static Signed> {
-    static SIGNED: OnceLock<Option<Signed>> = OnceLock::new();
-    SIGNED
-        .get_or_init(|| {
-            let syft = syft_dir()?;
-            let registry = Registry::start();
-            let project = Project::new();
-            project.remove_at_exit();
-            let images = DockerGuard::new();
-            images.images_under(&format!("{}/", registry.host()));
-            images.clean_at_exit();
-            let cosign = FakeCosign::new();
-            let (private, public) = cosign.key_pair("release");
-            let mut s = Signed {
-                registry,
-                project,
-                cosign,
-                private,
-                public,
-                syft,
-                record: Value::Null,
-                run: None,
-                _images: images,
-            };
-            let mut args = vec!["ci-build".to_owned(), "--json".to_owned()];
-            args.extend(s.repo_flags("signed/api"));
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let run = s
-                .xtask(&args)
-                .env("COSIGN_KEY", &s.private)
-                .env("COSIGN_PASSWORD", KEY_PASSWORD)
-                .run();
-            eprintln!("ci-build (signed) took {:.1}s", run.elapsed.as_secs_f64());
-            run.expect_success();
-            s.record = run.last_json();
-            s.run = Some(run);
-            Some(s)
-        })
-        .as_ref()
+/// One ci-build of `main` with a signing key.
+fn signed() -> &'static Signed {
+    static SIGNED: OnceLock<Signed> = OnceLock::new();
+    SIGNED.get_or_init(|| {
+        let registry = Registry::start();
+        // The workspace with the tiny api: the same clean build and
+        // supply chain in seconds (the real api's SBOM is read from
+        // the world's A).
+        let project = Project::new();
+        project.commit_tiny_api("the tiny api");
+        project.remove_at_exit();
+        let images = DockerGuard::new();
+        images.images_under(&format!("{}/", registry.host()));
+        images.clean_at_exit();
+        let cosign = FakeCosign::new();
+        let (private, public) = cosign.key_pair("release");
+        let mut s = Signed {
+            registry,
+            project,
+            cosign,
+            private,
+            public,
+            record: Value::Null,
+            run: None,
+            _images: images,
+        };
+        let mut args = vec!["ci-build".to_owned(), "--json".to_owned()];
+        args.extend(s.repo_flags("signed/api"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = s
+            .xtask(&args)
+            .env("COSIGN_KEY", &s.private)
+            .env("COSIGN_PASSWORD", KEY_PASSWORD)
+            .run();
+        eprintln!("ci-build (signed) took {:.1}s", run.elapsed.as_secs_f64());
+        run.expect_success();
+        s.record = run.last_json();
+        s.run = Some(run);
+        s
+    })
 }
 
 /// The seconds ci-build's `steps:` line gives the supply-chain steps.
@@ -155,9 +147,41 @@ fn lock_versions(root: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// The crates a build record's SBOM lists (`pkg:cargo/<name>@<version>`):
+/// the file's sha256 and count are the record's, each crate at the version
+/// the Cargo.lock of `root` pins.
+fn sbom_crates(r: &Value, root: &Path) -> Vec<(String, String)> {
+    let sbom = PathBuf::from(field(r, "sbom_path"));
+    let text = std::fs::read_to_string(&sbom).expect("the SBOM artifact");
+    let sum = run_clean(std::process::Command::new("sha256sum").arg(&sbom));
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    assert_eq!(sum.split_whitespace().next(), Some(field(r, "sbom_sha256")));
+    let doc: Value = serde_json::from_str(&text).expect("SPDX JSON");
+    let crates: Vec<(String, String)> = doc["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| {
+            let purl = e["referenceLocator"].as_str()?.strip_prefix("pkg:cargo/")?;
+            let (n, v) = purl.split_once('@')?;
+            Some((n.to_owned(), v.to_owned()))
+        })
+        .collect();
+    assert_eq!(r["sbom_components"].as_u64(), Some(crates.len() as u64));
+    let lock = lock_versions(root);
+    for (name, version) in &crates {
+        assert!(
+            lock.iter().any(|(n, v)| n == name && v == version),
+            "{name} {version} is not in Cargo.lock"
+        );
+    }
+    crates
+}
+
 #[test]
 fn a_signed_build_records_sbom_provenance_and_three_verified_checks() {
-    let Some(s) = signed() else { return };
+    let s = signed();
     let r = &s.record;
     assert_eq!(field(r, "signing_status"), "signed");
     assert_eq!(r["signing_reason"], Value::Null);
@@ -196,35 +220,15 @@ fn a_signed_build_records_sbom_provenance_and_three_verified_checks() {
         ]
     );
 
-    // The SBOM: a file whose sha256 is recorded, every crate of the api at
-    // its Cargo.lock version.
-    let sbom = PathBuf::from(field(r, "sbom_path"));
-    let text = std::fs::read_to_string(&sbom).expect("the SBOM artifact");
-    let sum = run_clean(std::process::Command::new("sha256sum").arg(&sbom));
-    let sum = String::from_utf8_lossy(&sum.stdout);
-    assert_eq!(sum.split_whitespace().next(), Some(field(r, "sbom_sha256")));
-    let doc: Value = serde_json::from_str(&text).expect("SPDX JSON");
-    let crates: Vec<(String, String)> = doc["packages"]
-        .as_array()
-        .expect("packages")
-        .iter()
-        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
-        .filter_map(|e| {
-            let purl = e["referenceLocator"].as_str()?.strip_prefix("pkg:cargo/")?;
-            let (n, v) = purl.split_once('@')?;
-            Some((n.to_owned(), v.to_owned()))
-        })
-        .collect();
-    assert_eq!(r["sbom_components"].as_u64(), Some(crates.len() as u64));
-    let lock = lock_versions(s.project.root());
-    for (name, version) in &crates {
-        assert!(
-            lock.iter().any(|(n, v)| n == name && v == version),
-            "{name} {version} is not in Cargo.lock"
-        );
-    }
+    // The SBOM: a file whose sha256 is recorded, every crate compiled at
+    // its Cargo.lock version; this build's api is the tiny one (its only
+    // crate), so the real api's crates are read from the world's A.
+    let crates = sbom_crates(r, s.project.root());
+    assert_eq!(crates, [("api".to_owned(), "0.1.0".to_owned())]);
+    let w = world();
+    let real = sbom_crates(&w.a.record, w.clone_a.root());
     for must in ["api", "axum", "tokio", "hyper", "serde_json"] {
-        assert!(crates.iter().any(|(n, _)| n == must), "{must} missing");
+        assert!(real.iter().any(|(n, _)| n == must), "{must} missing");
     }
     let tree = run_clean(
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -239,7 +243,7 @@ fn a_signed_build_records_sbom_provenance_and_three_verified_checks() {
                 "--target",
                 "x86_64-unknown-linux-gnu",
             ])
-            .current_dir(s.project.root()),
+            .current_dir(w.clone_a.root()),
     );
     let mut unique: Vec<String> = String::from_utf8_lossy(&tree.stdout)
         .lines()
@@ -251,8 +255,8 @@ fn a_signed_build_records_sbom_provenance_and_three_verified_checks() {
     unique.sort();
     unique.dedup();
     eprintln!(
-        "FIGURE sbom: {} crates in the SBOM; `cargo tree -p api -e normal` lists {} unique crates",
-        crates.len(),
+        "FIGURE sbom: {} crates in the real api's SBOM; `cargo tree -p api -e normal` lists {} unique crates",
+        real.len(),
         unique.len()
     );
 
@@ -361,7 +365,7 @@ const STRICT: &str = r#"{"signature":"strict","sbom":"strict","provenance":"stri
 
 #[test]
 fn a_strict_environment_deploys_the_fully_signed_build() {
-    let Some(s) = signed() else { return };
+    let s = signed();
     let env = Env::new("strict-ok", serde_json::from_str(STRICT).expect("policy"));
     let sha = field(&s.record, "image_sha");
     let started = Instant::now();
@@ -600,7 +604,7 @@ fn an_unreadable_verification_key_is_recorded_then_refused() {
 /// be compiled from scratch again, as every ci-build is), into a fresh
 /// repository path of the signed world's registry, with its cosign and keys.
 fn failing_signing(label: &str, key: &Path, password: &str, extra: &[&str]) -> (Run, TempDir) {
-    let s = signed().expect("checked by the caller");
+    let s = signed();
     let tiny = Project::tiny();
     let out = TempDir::new(label);
     let out_file = out.join("m.json").display().to_string();
@@ -616,7 +620,6 @@ fn failing_signing(label: &str, key: &Path, password: &str, extra: &[&str]) -> (
     let run = tiny
         .xtask_cmd(&args)
         .path(path_without(&["cosign"]))
-        .path_prefix(&s.syft)
         .fake_cosign(&s.cosign)
         .env("COSIGN_PUBLIC_KEY", &s.public)
         .env("COSIGN_KEY", key)
@@ -627,7 +630,7 @@ fn failing_signing(label: &str, key: &Path, password: &str, extra: &[&str]) -> (
 
 #[test]
 fn a_wrong_cosign_password_or_an_unreadable_key_fails_signing_softly() {
-    let Some(s) = signed() else { return };
+    let s = signed();
     let wrong = "wrong-password-do-not-print";
     let (run, out) = failing_signing("wrong-password", &s.private, wrong, &[]);
     run.expect_success();

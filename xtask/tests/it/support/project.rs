@@ -81,6 +81,37 @@ impl Project {
         self.sha()
     }
 
+    /// A commit on the current branch whose `api` crate is the tiny api
+    /// (everything else as it was: deploy/, xtask/, the config); the lock
+    /// file drops the api's dependencies (`cargo update --offline
+    /// --workspace`: only removals, the other pins kept). Its clean build takes seconds and its image serves
+    /// `/health` and `/version`: for the tests that need a built, signed
+    /// or released image that runs, not the real api's bytes (the real api
+    /// is built by the world's A and its verify-build). Returns its SHA.
+    pub fn commit_tiny_api(&self, message: &str) -> String {
+        self.git(&["rm", "-r", "-q", "api"]);
+        self.write(
+            "api/Cargo.toml",
+            "[package]\nname = \"api\"\nversion = \"0.1.0\"\nedition = \"2024\"\nlicense = \"MIT OR Apache-2.0\"\n",
+        );
+        self.write("api/src/main.rs", TINY_API_MAIN);
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+        cmd.args(["update", "--offline", "--workspace"])
+            .current_dir(self.root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        scrub(&mut cmd);
+        let out = cmd.output().expect("run cargo update");
+        assert!(
+            out.status.success(),
+            "cargo update --offline --workspace failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.sha()
+    }
+
     /// `git init` (branch `main`), one commit of everything.
     fn commit_all(dir: TempDir) -> Project {
         let project = Project { dir };
@@ -199,6 +230,81 @@ impl Default for Project {
     }
 }
 
+/// The tiny api's whole source: std only, so its clean build takes seconds.
+/// Run bare it prints `tiny api <GIT_SHA> marker:as-committed`; in its image
+/// (`API_PORT` set, as deploy/Dockerfile sets it) it serves `/health`,
+/// `/readiness` and `/version` (its `GIT_SHA`) and exits on SIGTERM; `api
+/// healthcheck` GETs `/health`. A stand-in, NOT the api.
+const TINY_API_MAIN: &str = r#"//! A stand-in for the api (see xtask/tests/it/support/project.rs).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+
+const MARKER: &str = "marker:as-committed";
+
+unsafe extern "C" {
+    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    fn _exit(code: i32) -> !;
+}
+
+/// As PID 1 in a container, SIGTERM is ignored unless handled.
+extern "C" fn stop(_: i32) {
+    unsafe { _exit(0) }
+}
+
+fn main() {
+    let sha = option_env!("GIT_SHA").unwrap_or("unknown");
+    let Ok(port) = std::env::var("API_PORT") else {
+        println!("tiny api {sha} {MARKER}");
+        return;
+    };
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        let ok = TcpStream::connect(format!("127.0.0.1:{port}"))
+            .and_then(|mut s| {
+                s.write_all(b"GET /health HTTP/1.0\r\n\r\n")?;
+                let mut answer = String::new();
+                s.read_to_string(&mut answer)?;
+                Ok(answer)
+            })
+            .is_ok_and(|a| a.starts_with("HTTP/1.1 200"));
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    unsafe {
+        signal(15, stop);
+        signal(2, stop);
+    }
+    let bind = std::env::var("API_BIND").unwrap_or_else(|_| "0.0.0.0".to_owned());
+    let listener = TcpListener::bind(format!("{bind}:{port}")).expect("bind API_PORT");
+    for conn in listener.incoming().flatten() {
+        std::thread::spawn(move || answer(conn, sha));
+    }
+}
+
+fn answer(mut conn: TcpStream, sha: &str) {
+    let mut request = Vec::new();
+    let mut buf = [0; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&request);
+    let path = text.split_whitespace().nth(1).unwrap_or("/");
+    let short = &sha[..sha.len().min(12)];
+    let (status, body) = match path {
+        "/health" | "/readiness" => ("200 OK", "{\"status\":\"ok\"}".to_owned()),
+        "/version" => ("200 OK", format!("{{\"git_sha\":\"{sha}\",\"short_sha\":\"{short}\"}}")),
+        _ => ("404 Not Found", "{\"error\":\"not found\"}".to_owned()),
+    };
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+"#;
+
 /// The tiny workspace: the real release profile, deploy/Dockerfile and
 /// rust-toolchain.toml, and an `api` of a few lines without dependencies.
 fn write_tiny_tree(dir: &Path) {
@@ -229,10 +335,7 @@ fn write_tiny_tree(dir: &Path) {
         "api/Cargo.toml",
         "[package]\nname = \"api\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
     );
-    write(
-        "api/src/main.rs",
-        "//! A stand-in for the api (see xtask/tests/it/support/project.rs).\n\nconst MARKER: &str = \"marker:as-committed\";\n\nfn main() {\n    println!(\"tiny api {} {MARKER}\", option_env!(\"GIT_SHA\").unwrap_or(\"unknown\"));\n}\n",
-    );
+    write("api/src/main.rs", TINY_API_MAIN);
     write(".gitignore", "/target\n");
     for entry in ["rust-toolchain.toml", "deploy/Dockerfile"] {
         copy_tree(&from.join(entry), &dir.join(entry));

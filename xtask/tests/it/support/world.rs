@@ -1,22 +1,24 @@
 //! The images the whole suite shares: every `ci-build` is a clean build (its
 //! own checkout, an empty target dir, all dependencies compiled), so real
-//! builds of the api are few and made once, here: three in all.
+//! builds of the api are few and made once, here: two in all, A and its
+//! `verify-build` (the only property that needs two: a rebuild elsewhere
+//! gives the same binary and layer).
 //!
-//! One repository holds three commits: A and B on `main` (B an empty commit
-//! after A: the same tree, another SHA, which the binary carries, so it is a
-//! build of its own), and F on `feature/x`. F's tree is the tiny stand-in api
-//! (`Project::commit_tiny_tree`): F is only ever routed, refused or
-//! dry-run, never run, so its build takes seconds. Each is built by
-//! `ci-build` from a clone with HEAD on it.
+//! One repository holds three commits: A and B on `main`, and F on
+//! `feature/x`. A is the real api. B, after A, keeps everything but the
+//! `api` crate, which is the tiny api (`Project::commit_tiny_api`: std
+//! only, it serves `/health` and `/version`): a second main build that
+//! runs, deploys and releases, built by the same clean build in seconds.
+//! F's tree is all tiny (`Project::commit_tiny_tree`): only ever routed,
+//! refused or dry-run. Each is built by `ci-build` from a clone with HEAD
+//! on it.
 //!
-//! In two rounds, two builds at a time (a clean build is mostly
-//! single-threaded at its end: the api's own crate with LTO): A with F, then
-//! B with `verify-build` of A from another clone at another path: the third
-//! real build, which must give A's binary and layer again (read by
-//! verify_build.rs). A's build also writes the GitHub step outputs, for
-//! ci_build.rs. [`world`] returns after the first round: the second runs in
-//! the background ([`Later`]), so the tests of A and F run meanwhile and
-//! only a test that reads `b` or `verified_a` waits for it.
+//! A, F and B at once (B in the background), then, once A is pushed,
+//! `verify-build` of A from another clone at another path, which must give
+//! A's binary and layer again (read by verify_build.rs). A's build also
+//! writes the GitHub step outputs, for ci_build.rs. [`world`] returns once
+//! A and F are built: B and the verify-build are [`Later`]s, so only a
+//! test that reads `b` or `verified_a` waits for them.
 //!
 //! The engine's tests (deploy, rollback, status, targets) need none of
 //! this: they run on stand-in images (`releases.rs`).
@@ -143,7 +145,7 @@ pub fn world() -> &'static World {
         let staging = registry.repo("it/api-staging");
 
         let a_sha = project.sha();
-        project.commit_empty("second commit, same bytes");
+        project.commit_tiny_api("second commit, the tiny api");
         project.checkout_new_branch("feature/x");
         project.commit_tiny_tree("a branch commit (the tiny stand-in api)");
         project.git(&["checkout", "-q", "main"]);
@@ -158,6 +160,14 @@ pub fn world() -> &'static World {
         }
 
         let repos = (canonical.clone(), staging.clone());
+        // B (the tiny api) in the background from now: it needs nothing of A.
+        let b = {
+            let records = records.clone();
+            let repos = repos.clone();
+            Later::spawn("the build of B", move || {
+                ci_build(&clone_b, &records, &repos, "b", None)
+            })
+        };
         let (a, feature) = std::thread::scope(|s| {
             let a = s.spawn(|| ci_build(&clone_a, &records, &repos, "a", Some(&github)));
             let f = s.spawn(|| ci_build(&clone_f, &records, &repos, "feature", None));
@@ -175,14 +185,7 @@ pub fn world() -> &'static World {
         );
         docker_ok(&["push", &format!("{canonical}:{wrong_sha}")]);
 
-        // The second round, in the background.
-        let b = {
-            let records = records.clone();
-            let repos = repos.clone();
-            Later::spawn("the build of B", move || {
-                ci_build(&clone_b, &records, &repos, "b", None)
-            })
-        };
+        // After A, in the background: its rebuild elsewhere.
         let verified_a = {
             let (a_sha, canonical) = (a.sha.clone(), canonical.clone());
             Later::spawn("verify-build of A", move || {
