@@ -24,7 +24,10 @@ pub struct Registry {
 
 impl Registry {
     /// Start one and wait (with a deadline) until `GET /v2/` answers 200.
+    /// The first call of the whole suite also starts the world's builds
+    /// (`world::start_early`).
     pub fn start() -> Registry {
+        super::world::start_early();
         let binary = which::which("docker-registry")
             .expect("Debian's docker-registry is not installed: apt-get install docker-registry");
         let mut last_log = String::new();

@@ -1,8 +1,8 @@
 //! The images the whole suite shares: every `ci-build` is a clean build (its
 //! own checkout, an empty target dir, all dependencies compiled), so real
 //! builds of the api are few and made once, here: two in all, A and its
-//! `verify-build` (the only property that needs two: a rebuild elsewhere
-//! gives the same binary and layer).
+//! twin (the only property that needs two: a rebuild elsewhere gives the
+//! same binary and layer), built at the same time.
 //!
 //! One repository holds three commits: A and B on `main`, and F on
 //! `feature/x`. A is the real api. B, after A, keeps everything but the
@@ -47,8 +47,8 @@ pub struct Built {
     pub build_seconds: f64,
 }
 
-/// `verify-build <A> --repository <canonical> --json`, run from a clone of
-/// its own (another path than A's build).
+/// `verify-build <B> --repository <canonical> --json`, run from a clone of
+/// its own (another path than B's build).
 pub struct Verified {
     pub clone: Project,
     pub record: Value,
@@ -64,13 +64,17 @@ pub struct World {
     pub canonical: String,
     pub staging: String,
     pub a: Built,
-    /// Built in the background after A: read it as a `Built` (`w.b.sha`).
-    pub b: Later<Built>,
+    /// A again, built at the same time from another clone at another path
+    /// into `it/api-twin`: a real rebuild, which must give A's binary and
+    /// layer.
+    pub a_twin: Later<Built>,
+    /// Built in the background: read it as a `Built` (`w.b.sha`).
+    pub b: Arc<Later<Built>>,
     pub feature: Built,
     /// A SHA whose tag holds A's bytes: its `/version` reports A, not itself.
     pub wrong_sha: String,
-    /// Run in the background after A, beside B.
-    pub verified_a: Later<Verified>,
+    /// Run in the background once B is pushed.
+    pub verified_b: Later<Verified>,
     /// `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY` of A's build.
     pub github: TempDir,
     /// The clone A was built from (HEAD at A): its build left no worktree.
@@ -128,6 +132,43 @@ impl World {
     }
 }
 
+/// The whole suite (a run with no test filter) starts the world's builds
+/// at its first test, in the background: A's clean build is the longest
+/// chain of the run and must not wait until a test sorted later asks for
+/// it. A filtered run builds only what its tests ask for. Called by
+/// `Registry::start`, which nearly every engine test calls first.
+pub fn start_early() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        if whole_suite(std::env::args().skip(1)) {
+            std::thread::spawn(|| {
+                world();
+            });
+        }
+    });
+}
+
+/// libtest's arguments hold no test filter: flags and their values only.
+fn whole_suite(mut args: impl Iterator<Item = String>) -> bool {
+    const VALUED: [&str; 7] = [
+        "--test-threads",
+        "--skip",
+        "--format",
+        "--logfile",
+        "--color",
+        "-Z",
+        "--shuffle-seed",
+    ];
+    while let Some(arg) = args.next() {
+        if VALUED.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return false;
+        }
+    }
+    true
+}
+
 pub fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
@@ -155,17 +196,30 @@ pub fn world() -> &'static World {
         let clone_f = project.clone_repo("clone-f");
         clone_f.git(&["checkout", "-q", "feature/x"]);
         let clone_v = project.clone_repo("verify-clone");
-        for clone in [&clone_a, &clone_b, &clone_f, &clone_v] {
+        let clone_t = project.clone_repo("clone-a-twin");
+        clone_t.git(&["reset", "-q", "--hard", &a_sha]);
+        for clone in [&clone_a, &clone_b, &clone_f, &clone_v, &clone_t] {
             clone.remove_at_exit();
         }
 
         let repos = (canonical.clone(), staging.clone());
-        // B (the tiny api) in the background from now: it needs nothing of A.
+        // In the background from now, beside A: B (the tiny api) needs
+        // nothing of A, and A's twin is A built elsewhere.
         let b = {
             let records = records.clone();
             let repos = repos.clone();
-            Later::spawn("the build of B", move || {
+            Arc::new(Later::spawn("the build of B", move || {
                 ci_build(&clone_b, &records, &repos, "b", None)
+            }))
+        };
+        let a_twin = {
+            let records = records.clone();
+            let twins = (
+                registry.repo("it/api-twin"),
+                registry.repo("it/api-twin-staging"),
+            );
+            Later::spawn("the twin build of A", move || {
+                ci_build(&clone_t, &records, &twins, "a-twin", None)
             })
         };
         let (a, feature) = std::thread::scope(|s| {
@@ -185,17 +239,13 @@ pub fn world() -> &'static World {
         );
         docker_ok(&["push", &format!("{canonical}:{wrong_sha}")]);
 
-        // After A, in the background: its rebuild elsewhere.
-        let verified_a = {
-            let (a_sha, canonical) = (a.sha.clone(), canonical.clone());
-            Later::spawn("verify-build of A", move || {
+        // Once B is pushed: verify-build of it from another clone.
+        let verified_b = {
+            let (b, canonical) = (b.clone(), canonical.clone());
+            Later::spawn("verify-build of B", move || {
                 let run = clone_v
-                    .xtask_cmd(&["verify-build", &a_sha, "--repository", &canonical, "--json"])
+                    .xtask_cmd(&["verify-build", &b.sha, "--repository", &canonical, "--json"])
                     .run();
-                eprintln!(
-                    "verify-build of A (a clean build of the real api) took {:.1}s",
-                    run.elapsed.as_secs_f64()
-                );
                 Verified {
                     record: run.last_json(),
                     stderr: run.stderr.clone(),
@@ -210,10 +260,11 @@ pub fn world() -> &'static World {
             canonical,
             staging,
             a,
+            a_twin,
             b,
             feature,
             wrong_sha,
-            verified_a,
+            verified_b,
             github,
             clone_a,
             _records: records,
