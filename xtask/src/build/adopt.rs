@@ -25,9 +25,18 @@ pub struct Found {
     pub revision: Option<String>,
     pub binary_label: Option<String>,
     pub layers: Vec<Digest>,
+    pub run: RunConfig,
 }
 
 impl Found {
+    /// What a release of it records: its layers and run config.
+    pub fn content(&self) -> Content {
+        Content {
+            layers: self.layers.clone(),
+            run: self.run.clone(),
+        }
+    }
+
     pub fn top_layer(&self) -> Option<&Digest> {
         self.layers.last()
     }
@@ -65,6 +74,7 @@ pub fn examine(repository: &Repository, digest: &Digest) -> anyhow::Result<Found
         revision: inspected.label(image::REVISION_LABEL).map(str::to_owned),
         binary_label: inspected.label(image::BINARY_LABEL).map(str::to_owned),
         layers: inspected.layers,
+        run: inspected.run,
         by_digest,
     })
 }
@@ -106,8 +116,9 @@ pub fn check_binary(
 }
 
 /// What an image runs as: the parts of its config that decide what
-/// executes, as whom, with what (labels are checked on their own).
-#[derive(Debug, Default, PartialEq, Eq, serde::Deserialize)]
+/// executes, as whom, with what (labels are checked on their own). Named
+/// as docker names them (`.Config`), in the ledger too.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct RunConfig {
     pub entrypoint: Option<Vec<String>>,
@@ -171,6 +182,40 @@ impl RunConfig {
     }
 }
 
+/// What a release ran, as its ledger line records it (issue 24, item 7):
+/// the layers' diff_ids (the bytes, uncompressed: the same on a rebuild of
+/// the commit) and the run config. The manifest digest is not in it: the
+/// builder stamps the build's time into the image config, so a rebuild of
+/// the same bytes gets another digest.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Content {
+    pub layers: Vec<Digest>,
+    pub run: RunConfig,
+}
+
+impl Content {
+    /// Each difference of `other` (an image now) from this record.
+    pub fn differences(&self, other: &Content) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.layers != other.layers {
+            let list = |l: &[Digest]| l.iter().map(Digest::as_str).collect::<Vec<_>>().join(", ");
+            out.push(format!(
+                "layers [{}] (recorded: [{}])",
+                list(&other.layers),
+                list(&self.layers)
+            ));
+        }
+        out.extend(
+            other
+                .run
+                .differences(&self.run)
+                .into_iter()
+                .map(|d| d.replace("(a clean build:", "(recorded:")),
+        );
+        out
+    }
+}
+
 fn parse_config(text: &str) -> anyhow::Result<RunConfig> {
     serde_json::from_str(text.trim())
         .map_err(|e| anyhow::anyhow!("docker printed an unreadable image config: {e}"))
@@ -193,7 +238,7 @@ pub fn check_image(
             list(built_layers)
         ));
     }
-    differences.extend(RunConfig::of(&found.by_digest)?.differences(built_config));
+    differences.extend(found.run.differences(built_config));
     if differences.is_empty() {
         return Ok(());
     }
@@ -232,6 +277,7 @@ mod tests {
             revision: revision.map(str::to_owned),
             binary_label: label.map(str::to_owned),
             layers: Vec::new(),
+            run: RunConfig::default(),
         }
     }
 

@@ -85,6 +85,8 @@ pub struct Inspected {
     pub labels: BTreeMap<String, String>,
     /// `RootFS.Layers`: the diff_id of each layer, bottom first.
     pub layers: Vec<Digest>,
+    /// `Config`: what it runs, as whom, with what.
+    pub run: crate::build::adopt::RunConfig,
 }
 
 impl Inspected {
@@ -117,7 +119,13 @@ fn parse_inspect(text: &str) -> anyhow::Result<Inspected> {
         .iter()
         .map(|l| l.as_str().context("a layer is not a string")?.parse())
         .collect::<anyhow::Result<Vec<Digest>>>()?;
-    Ok(Inspected { labels, layers })
+    let run = serde_json::from_value(value["Config"].clone())
+        .map_err(|e| anyhow::anyhow!("an unreadable image config: {e}"))?;
+    Ok(Inspected {
+        labels,
+        layers,
+        run,
+    })
 }
 
 /// Copy `/api` out of an image without running it: `docker create`, `docker

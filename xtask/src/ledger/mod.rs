@@ -122,6 +122,16 @@ pub struct Release {
     /// A canary's bounds and the figures of every step it reached.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub analysis: Option<crate::analysis::report::Report>,
+    /// The image's layers and run config, read by digest before the target
+    /// was touched: what a rebuild must hold to stand for it (absent in
+    /// older lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content: Option<crate::build::adopt::Content>,
+    /// This release ran a rebuild of a release whose digest the registry no
+    /// longer held: that digest (same layers and run config, another
+    /// manifest digest).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rebuild_of: Option<Digest>,
     pub started_at: String,
     pub duration_sec: f64,
     /// When this line was written.
@@ -363,6 +373,8 @@ mod tests {
             left_on_sha: None,
             strategy: None,
             analysis: None,
+            content: None,
+            rebuild_of: None,
             started_at: "2026-01-01T00:00:00Z".to_owned(),
             duration_sec: 0.0,
             at: "2026-01-01T00:00:00Z".to_owned(),

@@ -303,6 +303,8 @@ impl World {
                 verify_timeout: Duration::from_secs(1),
                 initiated_by: "test".to_owned(),
                 strategy,
+                content: None,
+                rebuild_of: None,
             },
             &engine,
         )

@@ -128,6 +128,8 @@ pub fn record_refusal(ledger: &Ledger, r: &Refusal) -> anyhow::Result<()> {
         config_sha256: None,
         strategy: None,
         analysis: None,
+        content: None,
+        rebuild_of: None,
         verified: Verified::default(),
         error: Some(r.why.clone()),
         left_on_sha: None,

@@ -75,6 +75,10 @@ pub struct Request {
     pub initiated_by: String,
     /// All at once, or a canary in judged steps (rollbacks: always at once).
     pub strategy: Strategy,
+    /// The image's layers and run config (read before the target is touched).
+    pub content: Option<crate::build::adopt::Content>,
+    /// A rebuild standing for this recorded digest, gone from the registry.
+    pub rebuild_of: Option<Digest>,
 }
 
 /// The release as it ended, and the automatic rollback when it failed.

@@ -8,12 +8,19 @@
 //!   whose releases passed the most checks, or asks when two tie.
 //! - `rollback` to an environment that never ran the SHA takes the digest
 //!   another environment's ledger recorded.
+//! - A recorded digest the registry no longer holds can be stood for by a
+//!   rebuild (item 7): the tag's image now is accepted in its place when
+//!   its layers (diff_ids: the bytes, uncompressed) and run config are the
+//!   ones the release recorded; the new release records the link
+//!   (`rebuild_of`), and from then on the two digests count as one.
 
 use anyhow::bail;
 
+use crate::build::adopt::{self, Content};
 use crate::ledger::{Ledger, Release, Status};
 use crate::model::digest::Digest;
 use crate::model::environment::Environment;
+use crate::model::image::{ImageRef, full_tag};
 use crate::model::sha::GitSha;
 use crate::support::project::Project;
 use crate::verify::cosign::SignatureStatus;
@@ -28,6 +35,8 @@ pub struct Known {
     pub releases: usize,
     /// The most checks (signature, SBOM, provenance) one of them verified.
     pub checks: usize,
+    /// The digest this one is a recorded rebuild of (its releases counted here).
+    pub rebuild_of: Option<Digest>,
 }
 
 impl Known {
@@ -67,10 +76,87 @@ pub fn digests_of(releases: &[Release], sha: &GitSha) -> Vec<Known> {
                 newest: r.clone(),
                 releases: 1,
                 checks: checks_verified(r),
+                rebuild_of: None,
             }),
         }
     }
+    // A recorded rebuild stands for the digest it rebuilt (gone from the
+    // registry): one entry, the rebuild's, with both digests' releases.
+    let links: Vec<(Digest, Digest)> = releases
+        .iter()
+        .filter(|r| r.status == Status::Complete && &r.image_sha == sha)
+        .filter_map(|r| Some((r.image_digest.clone(), r.rebuild_of.clone()?)))
+        .collect();
+    for (rebuilt, original) in links {
+        let Some(gone) = known.iter().position(|k| k.digest == original) else {
+            continue;
+        };
+        let gone = known.remove(gone);
+        if let Some(k) = known.iter_mut().find(|k| k.digest == rebuilt) {
+            k.releases += gone.releases;
+            k.checks = k.checks.max(gone.checks);
+            k.rebuild_of = Some(original);
+        }
+    }
     known
+}
+
+/// The layers and run config a release at `digest` recorded, in any ledger.
+pub fn content_of(releases: &[Release], digest: &Digest) -> Option<Content> {
+    releases
+        .iter()
+        .rev()
+        .filter(|r| &r.image_digest == digest)
+        .find_map(|r| r.content.clone())
+}
+
+/// `image` (what the tag names now) in place of `recorded`, a digest
+/// `source` recorded and the registry no longer holds: accepted only as a
+/// rebuild of it, the same layers and run config and the same commit's
+/// label. Refused naming each difference, or what is missing to tell.
+pub fn check_rebuild(
+    image: &ImageRef,
+    recorded: &Digest,
+    source: &str,
+    releases: &[Release],
+) -> anyhow::Result<()> {
+    let tag = full_tag(&image.repository, &image.sha);
+    let Some(was) = content_of(releases, recorded) else {
+        bail!(
+            "{tag} now names {}, but {source} recorded {recorded}, which the registry no longer holds, and no ledger line records that release's layers (a line older than that record): compare the two with `cargo xtask verify-build {} --repository {}`; if they match, name the new bytes with --expect-digest {}",
+            image.digest,
+            image.sha,
+            image.repository,
+            image.digest
+        );
+    };
+    let found = adopt::examine(&image.repository, &image.digest)?;
+    let mut differences = was.differences(&found.content());
+    if found.revision.as_deref() != Some(image.sha.as_str()) {
+        differences.push(format!(
+            "revision label {} (not {})",
+            found.revision.as_deref().unwrap_or("(none)"),
+            image.sha
+        ));
+    }
+    if !differences.is_empty() {
+        bail!(
+            "{tag} now names {}, which is not a rebuild of {recorded} ({source}, gone from the registry): {}; refusing it. Rebuild the commit with `cargo xtask ci-build` at {}, or investigate who pushed it",
+            image.digest,
+            differences.join("; "),
+            image.sha
+        );
+    }
+    eprintln!(
+        "{tag} now names {}, a rebuild of {recorded} ({source}, gone from the registry): the same layers ({}) and run config; releasing it in its place (recorded as rebuild_of)",
+        image.digest,
+        was.layers
+            .iter()
+            .map(Digest::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
 }
 
 /// Every environment's ledger, read (unreadable lines reported).
@@ -84,6 +170,15 @@ pub fn all_ledgers(project: &Project) -> anyhow::Result<Vec<Release>> {
 
 /// Print the flag when a SHA was released at more than one digest.
 pub fn flag_if_split(sha: &GitSha, known: &[Known]) {
+    for k in known {
+        if let Some(original) = &k.rebuild_of {
+            eprintln!(
+                "note: {sha} at {} is a recorded rebuild of {original} (same layers and run config; {})",
+                k.digest,
+                k.source()
+            );
+        }
+    }
     if known.len() > 1 {
         let list: Vec<String> = known
             .iter()
@@ -98,7 +193,7 @@ pub fn flag_if_split(sha: &GitSha, known: &[Known]) {
             })
             .collect();
         eprintln!(
-            "warning: {sha} was released at {} different digests: {}",
+            "warning: {sha} was released at {} different digests (not rebuilds of one another): {}",
             known.len(),
             list.join("; ")
         );
@@ -168,6 +263,8 @@ mod tests {
             config_sha256: None,
             strategy: None,
             analysis: None,
+            content: None,
+            rebuild_of: None,
             verified: Verified::default(),
             error: None,
             left_on_sha: None,
@@ -204,5 +301,47 @@ mod tests {
             "{err}"
         );
         assert!(strictest(&sha, &[]).expect("none").is_none());
+    }
+
+    #[test]
+    fn a_recorded_rebuild_counts_as_the_digest_it_stands_for() {
+        let sha: GitSha = "a".repeat(40).parse().expect("sha");
+        let original = release("2026-01-01", 'c', true, Status::Complete);
+        let mut rebuilt = release("2026-01-05", 'e', true, Status::Complete);
+        rebuilt.rebuild_of = Some(original.image_digest.clone());
+        let known = digests_of(&[original.clone(), rebuilt], &sha);
+        assert_eq!(known.len(), 1, "one release of the SHA, not a split");
+        assert_eq!(known[0].digest.hex(), "e".repeat(64), "the rebuild stands");
+        assert_eq!(known[0].releases, 2);
+        assert_eq!(known[0].rebuild_of.as_ref(), Some(&original.image_digest));
+        assert!(strictest(&sha, &known).is_ok(), "no tie to ask about");
+    }
+
+    #[test]
+    fn content_differences_name_layers_and_run_config_against_the_record() {
+        use crate::build::adopt::RunConfig;
+        let layer = |c: char| -> Digest {
+            format!("sha256:{}", c.to_string().repeat(64))
+                .parse()
+                .expect("digest")
+        };
+        let recorded = Content {
+            layers: vec![layer('1')],
+            run: RunConfig {
+                user: "65532:65532".into(),
+                ..RunConfig::default()
+            },
+        };
+        assert!(recorded.differences(&recorded.clone()).is_empty());
+        let forged = Content {
+            layers: vec![layer('1'), layer('2')],
+            run: RunConfig {
+                user: "0:0".into(),
+                ..RunConfig::default()
+            },
+        };
+        let said = recorded.differences(&forged).join("; ");
+        assert!(said.contains("recorded: [sha256:111"), "{said}");
+        assert!(said.contains("user \"0:0\" (recorded: \"65532:65532\")"), "{said}");
     }
 }

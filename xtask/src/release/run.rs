@@ -91,6 +91,8 @@ impl Run {
                 left_on_sha: None,
                 strategy: None,
                 analysis: None,
+                content: req.content.clone(),
+                rebuild_of: req.rebuild_of.clone(),
                 started_at: now.clone(),
                 duration_sec: 0.0,
                 at: now,
@@ -231,20 +233,26 @@ impl Run {
     /// The automatic rollback that `restore` performed, as its own record.
     pub fn auto_rollback(&self, restored: Restored, eng: &Engine) -> anyhow::Result<Release> {
         let started = Instant::now();
-        let (signature_status, signature_reason, attestations) = match &restored.record {
-            Some(p) => (
-                p.signature_status,
-                p.signature_reason.clone(),
-                p.attestations.clone(),
-            ),
-            None => (
-                SignatureStatus::Unverified,
-                Some(
-                    "not checked: restored as found on the target, not from this ledger".to_owned(),
+        let (signature_status, signature_reason, attestations, content, rebuild_of) =
+            match &restored.record {
+                Some(p) => (
+                    p.signature_status,
+                    p.signature_reason.clone(),
+                    p.attestations.clone(),
+                    p.content.clone(),
+                    p.rebuild_of.clone(),
                 ),
-                Attestations::default(),
-            ),
-        };
+                None => (
+                    SignatureStatus::Unverified,
+                    Some(
+                        "not checked: restored as found on the target, not from this ledger"
+                            .to_owned(),
+                    ),
+                    Attestations::default(),
+                    None,
+                    None,
+                ),
+            };
         let verified = restored.verified.health && restored.verified.sha;
         let image = restored.image;
         let mut rollback = Release {
@@ -277,6 +285,8 @@ impl Run {
             left_on_sha: None,
             strategy: None,
             analysis: None,
+            content,
+            rebuild_of,
             started_at: self.release.at.clone(),
             ..self.release.clone()
         };

@@ -335,6 +335,8 @@ impl World {
             verify_timeout: Duration::from_secs(1),
             initiated_by: "test".to_owned(),
             strategy: super::Strategy::BlueGreen,
+            content: None,
+            rebuild_of: None,
         }
     }
 

@@ -234,6 +234,7 @@ mod tests {
             revision: revision.map(str::to_owned),
             binary_label: Some(binary.to_owned()),
             layers: Vec::new(),
+            run: crate::build::adopt::RunConfig::default(),
         }
     }
 

@@ -57,7 +57,10 @@ fn run_inner(args: Args, project: &Project) -> anyhow::Result<()> {
         );
     }
     let repos = args.repos.resolve(project)?;
-    let kind = build::route(head.branch.as_deref());
+    let kind = match released_from(project, &head.sha, &repos)? {
+        Some(kind) => kind,
+        None => build::route(head.branch.as_deref()),
+    };
     let repository = repos.get(kind).clone();
     eprintln!(
         "commit {} on branch {} → {kind} repository {repository} (from {})",
@@ -283,4 +286,38 @@ fn dry_run(
         )?;
     }
     Ok(())
+}
+
+/// A commit some ledger released is rebuilt into the repository of that
+/// release, whatever the branch (issue 24, item 7: a rebuild from a
+/// detached checkout of a production release must not land in staging,
+/// which production refuses). `None`: never released, or from a
+/// repository this run does not build into (the branch decides).
+fn released_from(
+    project: &Project,
+    sha: &crate::model::sha::GitSha,
+    repos: &crate::support::project::ResolvedRepositories,
+) -> anyhow::Result<Option<crate::model::repository::RepositoryKind>> {
+    use crate::model::repository::RepositoryKind;
+    let known =
+        crate::release::recorded::digests_of(&crate::release::recorded::all_ledgers(project)?, sha);
+    let Some(k) = known.first() else {
+        return Ok(None);
+    };
+    let kind = [RepositoryKind::Canonical, RepositoryKind::Staging]
+        .into_iter()
+        .find(|kind| repos.get(*kind) == &k.newest.repository);
+    match kind {
+        Some(_) => eprintln!(
+            "{sha} was released from {} ({}): building into it, the repository of its original build",
+            k.newest.repository,
+            k.source()
+        ),
+        None => eprintln!(
+            "note: {sha} was released from {} ({}), which is not a repository of this run: the branch decides",
+            k.newest.repository,
+            k.source()
+        ),
+    }
+    Ok(kind)
 }

@@ -64,45 +64,51 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         sha: args.sha.clone(),
         digest,
     };
-    let known = recorded::digests_of(&recorded::all_ledgers(project)?, &args.sha);
+    let all = recorded::all_ledgers(project)?;
+    let known = recorded::digests_of(&all, &args.sha);
     recorded::flag_if_split(&args.sha, &known);
+    let mut rebuild_of = None;
     let recorded = match (&args.expect_digest, &metadata) {
         (Some(d), _) => Some(("--expect-digest".to_owned(), d.clone())),
         (None, Some(build)) => Some(("the build metadata".to_owned(), build.image_digest.clone())),
         // A SHA a ledger already knows is the bytes it was released at: a
         // tag re-pointed at other bytes is refused unless named explicitly.
         (None, None) if !known.is_empty() => {
-            match known.iter().find(|k| k.digest == image.digest) {
-                Some(k) => Some((k.source(), k.digest.clone())),
-                None => {
-                    let was: Vec<String> = known
-                        .iter()
-                        .map(|k| format!("{} ({})", k.digest, k.source()))
-                        .collect();
-                    let why = format!(
-                        "{} now points at {} but {} was released at {}: the tag was moved to other bytes; refusing to deploy them (deploy the recorded bytes with `cargo xtask rollback {} --env {}`, or, if these new bytes are intended, name them: --expect-digest {})",
-                        full_tag(&image.repository, &image.sha),
-                        image.digest,
-                        args.sha,
-                        was.join(" and "),
-                        args.sha,
-                        c.env,
-                        image.digest
-                    );
-                    release::record_refusal(
-                        &Ledger::open(project, c.env),
-                        &release::Refusal {
-                            kind: RecordKind::Deploy,
-                            env: c.env,
-                            target: target.kind(),
-                            image: &image,
-                            checked: None,
-                            initiated_by: git::actor(&project.root),
-                            why: why.clone(),
-                        },
-                    )?;
-                    bail!("{why}");
-                }
+            if let Some(k) = known.iter().find(|k| k.digest == image.digest) {
+                Some((k.source(), k.digest.clone()))
+            } else if let Some(k) = rebuilt(&known, &image, &all)? {
+                // A recorded digest the registry lost, and the tag's image
+                // is its rebuild (same layers and run config).
+                rebuild_of = Some(k.digest.clone());
+                Some((format!("{} (rebuilt)", k.source()), image.digest.clone()))
+            } else {
+                let was: Vec<String> = known
+                    .iter()
+                    .map(|k| format!("{} ({})", k.digest, k.source()))
+                    .collect();
+                let why = format!(
+                    "{} now points at {} but {} was released at {}: the tag was moved to other bytes; refusing to deploy them (deploy the recorded bytes with `cargo xtask rollback {} --env {}`, or, if these new bytes are intended, name them: --expect-digest {})",
+                    full_tag(&image.repository, &image.sha),
+                    image.digest,
+                    args.sha,
+                    was.join(" and "),
+                    args.sha,
+                    c.env,
+                    image.digest
+                );
+                release::record_refusal(
+                    &Ledger::open(project, c.env),
+                    &release::Refusal {
+                        kind: RecordKind::Deploy,
+                        env: c.env,
+                        target: target.kind(),
+                        image: &image,
+                        checked: None,
+                        initiated_by: git::actor(&project.root),
+                        why: why.clone(),
+                    },
+                )?;
+                bail!("{why}");
             }
         }
         (None, None) => {
@@ -116,8 +122,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
     if let Some((source, digest)) = &recorded {
         release::check_digest(&image, Some(digest), source)?;
     }
-    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Deploy)?
-    else {
+    let Some(cleared) = c.last_checks(&*target, &image, project, RecordKind::Deploy)? else {
         return Ok(());
     };
     let ledger = Ledger::open(project, c.env);
@@ -133,15 +138,36 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             env: c.env,
             image,
             recorded,
-            attestations: checked.attestations(),
-            signature: checked.signature,
+            attestations: cleared.checked.attestations(),
+            signature: cleared.checked.signature.clone(),
             config: None,
             reason: None,
             verify_timeout: c.verify_timeout(&*target),
             initiated_by: git::actor(&project.root),
             strategy,
+            content: Some(cleared.content.clone()),
+            rebuild_of,
         },
         &c.engine(&*target, &ledger, project),
     )?;
     release::finish(&outcome, c.json)
+}
+
+/// The known digest of the SHA that the registry no longer holds and whose
+/// rebuild the tag's image is (`recorded::check_rebuild`), if any.
+fn rebuilt<'a>(
+    known: &'a [recorded::Known],
+    image: &ImageRef,
+    all: &[crate::ledger::Release],
+) -> anyhow::Result<Option<&'a recorded::Known>> {
+    for k in known {
+        if crate::registry::holds(&k.newest.repository, &k.digest)? {
+            continue;
+        }
+        match recorded::check_rebuild(image, &k.digest, &k.source(), all) {
+            Ok(()) => return Ok(Some(k)),
+            Err(why) => eprintln!("{why:#}"),
+        }
+    }
+    Ok(None)
 }

@@ -70,6 +70,13 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                     r.error.as_deref().unwrap_or("(no reason recorded)")
                 ))?;
             }
+            // A rebuild that stood for a digest the registry had lost.
+            if let Some(original) = &r.rebuild_of {
+                output::print_text(format_args!(
+                    "    REBUILD: {} in place of {original} (gone from the registry; same layers and run config)",
+                    r.image_digest
+                ))?;
+            }
             for step in r.analysis.iter().flat_map(|a| &a.steps) {
                 output::print_text(format_args!("    {}", step.line()))?;
             }

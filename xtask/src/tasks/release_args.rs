@@ -52,6 +52,15 @@ pub struct ReleaseArgs {
     pub dry_run: bool,
 }
 
+/// What the last checks let through: their findings, the image's layers
+/// and run config (recorded with the release), and the environment's lock,
+/// held until the release ends.
+pub struct Cleared {
+    pub checked: Checked,
+    pub content: crate::build::adopt::Content,
+    _lock: Lock,
+}
+
 impl ReleaseArgs {
     pub fn target(&self, project: &Project) -> anyhow::Result<Box<dyn Target>> {
         targets::select_with(
@@ -97,7 +106,7 @@ impl ReleaseArgs {
         image: &ImageRef,
         project: &Project,
         kind: RecordKind,
-    ) -> anyhow::Result<Option<(Checked, Lock)>> {
+    ) -> anyhow::Result<Option<Cleared>> {
         let policy = project.release_config()?.environment(self.env)?.policy;
         let found = adopt::examine(&image.repository, &image.digest)?;
         let checked = policy::check(image)?;
@@ -126,7 +135,11 @@ impl ReleaseArgs {
         }
         interrupt::protect_steps()?;
         let lock = Lock::acquire(&project.state_dir(), self.env, self.force_unlock)?;
-        Ok(Some((checked, lock)))
+        Ok(Some(Cleared {
+            checked,
+            content: found.content(),
+            _lock: lock,
+        }))
     }
 
     /// The policy's checks, then the proof held to the commit and bytes.

@@ -48,14 +48,14 @@ type Chosen = (String, Digest, Option<Release>);
 /// its policy is strict throughout (the registry alone is not trusted).
 fn choose_digest(
     args: &Args,
-    project: &Project,
+    all: &[Release],
     releases: &[Release],
     sha: &GitSha,
     policy: Policy,
 ) -> anyhow::Result<Option<Chosen>> {
     let env = args.common.env;
     let here = recorded::digests_of(releases, sha);
-    let everywhere = recorded::digests_of(&recorded::all_ledgers(project)?, sha);
+    let everywhere = recorded::digests_of(all, sha);
     recorded::flag_if_split(sha, &everywhere);
     let ran_here = |d: &Digest| {
         here.iter()
@@ -140,7 +140,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         }
     };
     let policy = project.release_config()?.environment(c.env)?.policy;
-    let chosen = choose_digest(&args, project, &releases, &sha, policy)?;
+    let all = recorded::all_ledgers(project)?;
+    let chosen = choose_digest(&args, &all, &releases, &sha, policy)?;
     let recorded = chosen.as_ref().and_then(|(_, _, r)| r.clone());
     let repos = c.repos.resolve(project)?;
     let only = chosen
@@ -183,7 +184,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             let kind = only.unwrap_or(RepositoryKind::Canonical);
             if !registry::holds(repos.get(kind), digest)? {
                 return Err(gone.context(format!(
-                    "and {}@{digest} (the recorded digest) is gone too: rebuild the commit (`cargo xtask verify-build {sha}` compares a rebuild with the recorded release)",
+                    "and {}@{digest} (the recorded digest) is gone too: rebuild the commit (`git checkout {sha}`, then `cargo xtask ci-build`: it builds into {}, where {sha} was built first) and run this rollback again: it takes the rebuild when its layers and run config are the ones recorded",
+                    repos.get(kind),
                     repos.get(kind)
                 )));
             }
@@ -199,6 +201,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
         }
         (Err(gone), None) => return Err(gone),
     };
+    let mut rebuild_of = None;
     let image = match &chosen {
         Some((source, digest, _)) if *digest != image.digest => {
             // The tag was moved: the recorded bytes, when still there.
@@ -212,7 +215,23 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
                     ..image
                 }
             } else {
-                release::check_digest(&image, Some(digest), source)?;
+                // Gone: the tag's image stands for it only as its rebuild.
+                if let Err(refused) = recorded::check_rebuild(&image, digest, source, &all) {
+                    release::record_refusal(
+                        &ledger,
+                        &release::Refusal {
+                            kind: RecordKind::Rollback,
+                            env: c.env,
+                            target: target.kind(),
+                            image: &image,
+                            checked: None,
+                            initiated_by: git::actor(&project.root),
+                            why: format!("{refused:#}"),
+                        },
+                    )?;
+                    return Err(refused);
+                }
+                rebuild_of = Some(digest.clone());
                 image
             }
         }
@@ -262,8 +281,7 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             ),
         }
     }
-    let Some((checked, _lock)) = c.last_checks(&*target, &image, project, RecordKind::Rollback)?
-    else {
+    let Some(cleared) = c.last_checks(&*target, &image, project, RecordKind::Rollback)? else {
         return Ok(());
     };
     eprintln!("rolling {} back to {}", c.env, image.pinned());
@@ -274,8 +292,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             env: c.env,
             image,
             recorded: chosen.map(|(source, digest, _)| (source, digest)),
-            attestations: checked.attestations(),
-            signature: checked.signature,
+            attestations: cleared.checked.attestations(),
+            signature: cleared.checked.signature.clone(),
             config: recorded
                 .filter(|r| r.image_digest == image_digest)
                 .and_then(|r| r.config),
@@ -284,6 +302,8 @@ pub fn run(args: Args, project: &Project) -> anyhow::Result<()> {
             initiated_by: git::actor(&project.root),
             // A rollback returns to a verified release: all at once, no steps.
             strategy: crate::release::Strategy::BlueGreen,
+            content: Some(cleared.content.clone()),
+            rebuild_of,
         },
         &c.engine(&*target, &ledger, project),
     )?;

@@ -71,8 +71,8 @@ impl Story {
         let mut envs = serde_json::Map::new();
         for (env, policy) in [("staging", staging), ("production", production)] {
             let name = format!("xtask-it-proof-{label}-{}-{env}", std::process::id());
-            containers.container(&name);
-            containers.container(&format!("{name}-previous"));
+            // Its proxy and every release container it starts.
+            containers.environment(&name);
             envs.insert(
                 env.into(),
                 json!({"port": free_port(), "container": name, "env": {"API_LOG": "warn"}, "policy": policy}),
@@ -574,4 +574,166 @@ fn adoption_refuses_an_image_whose_layers_or_run_config_a_clean_build_does_not_m
     assert!(!out.join("m.json").exists(), "no record");
     assert!(!run.stderr.contains("$ docker push"), "{}", run.stderr);
     assert_eq!(build.registry.digest(path, build.sha()), Some(before));
+}
+
+/// Item 7: a released SHA whose tag and digest are both gone from the
+/// registry. The rollback says how to rebuild; a forged image under the tag
+/// (the same layers, `USER 0:0`) is refused as no rebuild of it; the
+/// rebuild of a detached checkout goes to the repository of the original
+/// build, gets another manifest digest (the builder stamps its time into
+/// the image config), and is taken in the recorded release's place, the
+/// link recorded; from then on the SHA counts as released at one digest.
+/// The tiny api (it serves in its image), a registry of its own.
+#[test]
+fn a_rebuild_stands_for_a_released_digest_gone_from_the_registry() {
+    let registry = Registry::start();
+    let project = Project::tiny();
+    let sha = project.sha();
+    let state = TempDir::new("rebuilt-state");
+    // One guard: its containers go first, then the images they ran.
+    let docker = DockerGuard::new();
+    docker.images_under(&format!("{}/", registry.host()));
+    let mut envs = serde_json::Map::new();
+    for env in ["staging", "production"] {
+        let name = format!("xtask-it-rebuilt-{}-{env}", std::process::id());
+        docker.environment(&name);
+        envs.insert(
+            env.into(),
+            json!({"port": free_port(), "container": name, "drain_secs": 1}),
+        );
+    }
+    let config = state.join("release.json");
+    std::fs::write(&config, json!({"environments": envs}).to_string()).expect("config");
+    let path = "rebuilt/api";
+    let canonical = registry.repo(path);
+    let xtask = |checkout: &Project, args: &[&str]| {
+        checkout
+            .xtask_cmd(args)
+            .path(path_without(&["cosign"]))
+            .env("XTASK_STATE_DIR", state.path())
+            .env("XTASK_CONFIG", &config)
+            .env("XTASK_REPOSITORY", &canonical)
+            .env(
+                "XTASK_STAGING_REPOSITORY",
+                registry.repo("rebuilt/api-staging"),
+            )
+            .run()
+    };
+    let ledger = |env: &str| -> Vec<Value> {
+        std::fs::read_to_string(state.join(format!("ledger/{env}.jsonl")))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("ledger line"))
+            .collect()
+    };
+
+    let built = xtask(&project, &["ci-build", "--json"]);
+    built.expect_success();
+    let original = built.last_json()["image_digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    xtask(&project, &["deploy", &sha, "--env", "staging"]).expect_success();
+    let staged = ledger("staging").pop().expect("a release");
+    let layers = staged["content"]["layers"].clone();
+    assert!(
+        layers.as_array().is_some_and(|l| l.len() == 1),
+        "the release records its layers: {staged}"
+    );
+    assert_eq!(staged["content"]["run"]["User"], "65532:65532", "{staged}");
+
+    // The tag and the digest are deleted from the registry.
+    let client = Client::new(&registry.host()).expect("loopback");
+    client.delete_manifest(path, &original).expect("delete");
+    assert_eq!(registry.digest(path, &sha), None);
+    let gone = xtask(&project, &["rollback", &sha, "--env", "production"]);
+    let error = gone.single_error();
+    assert!(
+        error.contains("is gone too") && error.contains("cargo xtask ci-build"),
+        "{error}"
+    );
+
+    // A forged image under the tag: the same layers, run as root.
+    let forged = format!("{canonical}:{sha}");
+    let local = format!("{canonical}@{original}");
+    let dir = TempDir::new("forged-image");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {local}\nUSER 0:0\n")).expect("write");
+    docker_ok(&[
+        "build",
+        "--quiet",
+        "--pull=false",
+        "--tag",
+        &forged,
+        &dir.path().display().to_string(),
+    ]);
+    docker_ok(&["push", &forged]);
+    let refused = xtask(&project, &["rollback", &sha, "--env", "production"]);
+    let error = refused.single_error();
+    assert!(
+        error.contains("not a rebuild of") && error.contains("user \"0:0\""),
+        "{error}"
+    );
+    assert_eq!(
+        ledger("production").last().expect("the refusal")["status"],
+        "refused"
+    );
+    let forged_digest = registry.digest(path, &sha).expect("forged digest");
+    client
+        .delete_manifest(path, &forged_digest)
+        .expect("delete the forgery");
+
+    // The rebuild, from a detached checkout: into the original repository.
+    let detached = project.clone_repo("rebuilt-detached");
+    detached.git(&["checkout", "-q", "--detach", &sha]);
+    let again = xtask(&detached, &["ci-build", "--json"]);
+    again.expect_success();
+    assert!(
+        again
+            .stderr
+            .contains("building into it, the repository of its original build"),
+        "{}",
+        again.stderr
+    );
+    let rebuilt = again.last_json()["image_digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    assert_eq!(again.last_json()["repository"], canonical.as_str());
+    assert_ne!(rebuilt, original, "a rebuild gets another manifest digest");
+    eprintln!("FIGURE rebuild of a released commit: {original} then {rebuilt}");
+
+    let back = xtask(
+        &project,
+        &["rollback", &sha, "--env", "production", "--json"],
+    );
+    back.expect_success();
+    assert!(
+        back.stderr.contains(&format!("a rebuild of {original}")),
+        "{}",
+        back.stderr
+    );
+    let release = ledger("production").pop().expect("the rollback");
+    assert_eq!(release["status"], "complete", "{release}");
+    assert_eq!(release["image_digest"], rebuilt.as_str());
+    assert_eq!(release["rebuild_of"], original.as_str());
+    assert_eq!(release["content"]["layers"], layers);
+    let history = xtask(&project, &["history", "--env", "production"]);
+    assert!(
+        history
+            .stdout
+            .contains(&format!("REBUILD: {rebuilt} in place of {original}")),
+        "{}",
+        history.stdout
+    );
+
+    // From now on the SHA is released at one digest: a plain deploy of it
+    // goes, without a "moved tag" refusal or a split warning.
+    let plain = xtask(&project, &["deploy", &sha, "--env", "staging"]);
+    plain.expect_success();
+    assert!(
+        plain.stderr.contains("is a recorded rebuild of")
+            && !plain.stderr.contains("different digests"),
+        "{}",
+        plain.stderr
+    );
 }

@@ -326,8 +326,7 @@ impl Env {
         let config = state.join("release.json");
         // Each environment its own port and container: a config that
         // shares them is refused as a whole.
-        containers.container(&format!("{container}-production"));
-        containers.container(&format!("{container}-production-previous"));
+        containers.environment(&format!("{container}-production"));
         let env = |name: &str| json!({"port": free_port(), "container": name, "env": {"API_LOG": "warn"}, "policy": policy});
         std::fs::write(
             &config,

@@ -203,10 +203,15 @@ impl DockerGuard {
             ));
         }
         // By image ID: images pulled by digest have no tag to name them by.
+        // A prefix ending in `:` is one repository (`<repo>:`), matched whole.
         for prefix in lock(&self.prefixes).iter() {
+            let pattern = match prefix.strip_suffix(':') {
+                Some(repo) => format!("^{} ", repo.replace('.', r"\.")),
+                None => format!("^{}", prefix.replace('.', r"\.")),
+            };
             line.push_str(&format!(
                 "; docker images --no-trunc --format '{{{{.Repository}}}} {{{{.ID}}}}' | grep {} | cut -d' ' -f2 | sort -u | xargs -r docker rmi -f >/dev/null 2>&1",
-                sh_quote(&format!("^{}", prefix.replace('.', r"\.")))
+                sh_quote(&pattern)
             ));
         }
         line

@@ -316,16 +316,14 @@ fn write_tiny_tree(dir: &Path) {
         }
         std::fs::write(path, text).expect("write a tiny project file");
     };
-    // The real release profile: the tiny binary is built the same way.
-    let workspace = std::fs::read_to_string(from.join("Cargo.toml")).expect("Cargo.toml");
-    let profile = workspace
-        .find("[profile.release]")
-        .map_or("", |i| &workspace[i..]);
+    // A light release profile: the build machinery (sealed checkout, empty
+    // target dir, the pinned toolchain, static, remapped paths, --locked,
+    // deploy/Dockerfile) is the same, but the real profile's thin LTO with
+    // one codegen unit re-optimises std: 4.4 CPU-s per tiny build against
+    // 0.3 s (measured), and the suite makes some forty of them.
     write(
         "Cargo.toml",
-        &format!(
-            "[workspace]\nresolver = \"3\"\nmembers = [\"api\"]\n\n[workspace.package]\nrepository = \"https://github.com/example/shipyard\"\n\n{profile}"
-        ),
+        "[workspace]\nresolver = \"3\"\nmembers = [\"api\"]\n\n[workspace.package]\nrepository = \"https://github.com/example/shipyard\"\n\n[profile.release]\nopt-level = 0\npanic = \"abort\"\nstrip = \"symbols\"\n",
     );
     write(
         "Cargo.lock",

@@ -5,7 +5,7 @@
 //! ([`super::standin`]), built in about a second each, not clean builds of
 //! the api. Those tests need a service that answers `/health` and
 //! `/version` with its SHA, a digest per SHA, and a build record; what a
-//! clean build proves (reproducibility, the worktree, cargo auditable) is
+//! clean build proves (reproducibility, the worktree, the seal) is
 //! asserted by the build tests on World's real images.
 //!
 //! Its own registry and project, so neither waits on the other.
