@@ -34,12 +34,18 @@ Every image is named by the full 40-character git SHA it was built from (and a
   cargo xtask verify-build <sha>           rebuild that commit clean; does the registry's image
                                            hold the same /api and layer? (exit 0 or 1)
   cargo xtask deploy <sha> --env staging   run exactly that digest, verify /health and /version,
-                                           roll back by itself if verification fails
+                                           roll back by itself if verification fails; on the
+                                           docker target behind HAProxy, no request dropped
+  cargo xtask deploy <sha> --env production --strategy canary
+                                           10 %, 50 %, 100 % of the traffic, each step judged on
+                                           both releases' /metrics; withdrawn by itself if bad
   cargo xtask rollback --env staging       back to the previous verified release (no build)
   cargo xtask release v1.2.3               tag that commit's image 1.2.3 by digest (no build), write
                                            binary, SBOM, SHA256SUMS/SHA512SUMS, notes (an annotated tag on main)
   cargo xtask status|history --env …       what runs now (asked of the target; non-zero when it
                                            cannot be asked or does not serve its SHA) / the ledger
+  cargo xtask report                       the DORA keys from the ledgers and git
+  cargo xtask proxy build                  the docker target's HAProxy image, from this machine
 
 With nothing configured, images go to a local registry on localhost:5000
 (`cargo xtask registry up`) and deploys run on the local Docker engine.
@@ -62,7 +68,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Build HEAD's commit clean (own checkout, empty target dir, --locked), push it tagged by SHA, read the digest back, record it
+    /// Build HEAD's commit clean (its blobs written out of git, sealed from this machine, empty target dir, --locked), push it tagged by SHA, read the digest back, sign it, record it
     CiBuild(tasks::ci_build::Args),
     /// Rebuild a SHA clean and compare /api's sha256 and the layer diff_id with the image the registry (or --env's ledger) names; exit 0 on a match, 1 otherwise
     VerifyBuild(tasks::verify_build::Args),

@@ -342,6 +342,9 @@ mod tests {
         };
         let said = recorded.differences(&forged).join("; ");
         assert!(said.contains("recorded: [sha256:111"), "{said}");
-        assert!(said.contains("user \"0:0\" (recorded: \"65532:65532\")"), "{said}");
+        assert!(
+            said.contains("user \"0:0\" (recorded: \"65532:65532\")"),
+            "{said}"
+        );
     }
 }

@@ -340,6 +340,23 @@ fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
     })
     .expect("the restarted proxy serves again");
     assert!(back.contains(&b), "{back}");
+}
+
+/// The proxy left with nothing to serve, then a foreign container under its
+/// name: each named in one line, with the way back (a stage of its own, so
+/// it runs beside the faults above).
+#[test]
+fn a_proxy_serving_nothing_or_a_foreign_one_is_named_with_the_way_back() {
+    let stage = Stage::new("nothing");
+    let (a, b) = (sha('a'), sha('b'));
+    stage.image(&a, &a);
+    stage.image(&b, &b);
+    for sha in [&a, &b] {
+        stage
+            .xtask(&["deploy", sha, "--env", "staging"])
+            .expect_success();
+    }
+    let proxy = format!("{}-proxy", stage.container);
 
     // The proxy answers errors (the release it sends to is gone): status
     // says where the last verified release is, and its command works as
