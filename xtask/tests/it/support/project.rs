@@ -81,8 +81,9 @@ impl Project {
         self.sha()
     }
 
-    /// A commit on the current branch whose `api` crate is the tiny api
-    /// (everything else as it was: deploy/, xtask/, the config); the lock
+    /// A commit on the current branch whose `api` crate is the tiny api, with
+    /// its light release profile (everything else as it was: deploy/,
+    /// xtask/, the config); the lock
     /// file drops the api's dependencies (`cargo update --offline
     /// --workspace`: only removals, the other pins kept). Its clean build takes seconds and its image serves
     /// `/health` and `/version`: for the tests that need a built, signed
@@ -95,6 +96,12 @@ impl Project {
             "[package]\nname = \"api\"\nversion = \"0.1.0\"\nedition = \"2024\"\nlicense = \"MIT OR Apache-2.0\"\n",
         );
         self.write("api/src/main.rs", TINY_API_MAIN);
+        // Its light release profile too (the workspace's ends the file).
+        let manifest = std::fs::read_to_string(self.root().join("Cargo.toml")).expect("Cargo.toml");
+        let kept = manifest
+            .find("[profile.release]")
+            .map_or(manifest.as_str(), |i| &manifest[..i]);
+        self.write("Cargo.toml", &format!("{kept}{TINY_PROFILE}"));
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
         cmd.args(["update", "--offline", "--workspace"])
             .current_dir(self.root())
@@ -230,6 +237,10 @@ impl Default for Project {
     }
 }
 
+/// The tiny api's release profile (see `write_tiny_tree`).
+const TINY_PROFILE: &str =
+    "[profile.release]\nopt-level = 0\npanic = \"abort\"\nstrip = \"symbols\"\n";
+
 /// The tiny api's whole source: std only, so its clean build takes seconds.
 /// Run bare it prints `tiny api <GIT_SHA> marker:as-committed`; in its image
 /// (`API_PORT` set, as deploy/Dockerfile sets it) it serves `/health`,
@@ -323,7 +334,9 @@ fn write_tiny_tree(dir: &Path) {
     // 0.3 s (measured), and the suite makes some forty of them.
     write(
         "Cargo.toml",
-        "[workspace]\nresolver = \"3\"\nmembers = [\"api\"]\n\n[workspace.package]\nrepository = \"https://github.com/example/shipyard\"\n\n[profile.release]\nopt-level = 0\npanic = \"abort\"\nstrip = \"symbols\"\n",
+        &format!(
+            "[workspace]\nresolver = \"3\"\nmembers = [\"api\"]\n\n[workspace.package]\nrepository = \"https://github.com/example/shipyard\"\n\n{TINY_PROFILE}"
+        ),
     );
     write(
         "Cargo.lock",

@@ -81,29 +81,39 @@ impl Standin {
         let rootfs = rootfs();
         let dir = TempDir::new("standin-image");
         let entrypoint = serde_json::to_string(&self.argv()).expect("argv as JSON");
+        // Every instruction but the ENTRYPOINT (and the labels, which the
+        // legacy builder adds as one last step) is the same for every
+        // stand-in, so the engine's build cache serves them: two commits per
+        // image, not five.
         let dockerfile = format!(
             "FROM scratch\n\
              COPY rootfs/ /\n\
-             LABEL org.opencontainers.image.revision=\"{sha}\" shipyard.binary.sha256=\"{binary}\" org.opencontainers.image.title=\"standin-api\" xtask.test.tag=\"{tag}\"\n\
              USER 65532:65532\n\
              EXPOSE 8080\n\
              ENV API_PORT=8080 API_SHUTDOWN_GRACE_SECS=5\n\
-             ENTRYPOINT {entrypoint}\n",
-            sha = self.label.as_deref().unwrap_or(&self.sha),
-            binary = rootfs.binary_sha256,
-            // One image per tag: two tests building the same SHA under their
-            // own registries never share an image ID that one's cleanup
-            // (`docker rmi`) could take from the other.
+             ENTRYPOINT {entrypoint}\n"
         );
         std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
         copy_dir(&rootfs.dir.join("rootfs"), &dir.join("rootfs"));
-        docker_ok(&[
-            "build",
-            "--quiet",
-            "--tag",
-            tag,
-            &dir.path().display().to_string(),
-        ]);
+        let labels = [
+            format!(
+                "org.opencontainers.image.revision={}",
+                self.label.as_deref().unwrap_or(&self.sha)
+            ),
+            format!("shipyard.binary.sha256={}", rootfs.binary_sha256),
+            "org.opencontainers.image.title=standin-api".to_owned(),
+            // One image per tag: two tests building the same SHA under their
+            // own registries never share an image ID that one's cleanup
+            // (`docker rmi`) could take from the other.
+            format!("xtask.test.tag={tag}"),
+        ];
+        let mut args = vec!["build", "--quiet", "--tag", tag];
+        for label in &labels {
+            args.extend(["--label", label.as_str()]);
+        }
+        let context = dir.path().display().to_string();
+        args.push(&context);
+        docker_ok(&args);
     }
 }
 
