@@ -319,6 +319,20 @@ fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
     );
     stage.write_config(stage.port);
     assert_eq!(http_get(&format!("{}/version", stage.url())).0, 200);
+}
+
+/// The proxy stopped, then restarted by hand: status says so; the next
+/// deploy starts it again, and a restart comes back on what it served (a
+/// stage of its own, beside the faults above).
+#[test]
+fn a_stopped_or_restarted_proxy_comes_back_on_the_release_it_served() {
+    let stage = Stage::new("stopped");
+    let (a, b) = (sha('a'), sha('b'));
+    stage.image(&a, &a);
+    stage.image(&b, &b);
+    stage
+        .xtask(&["deploy", &a, "--env", "staging"])
+        .expect_success();
 
     // The proxy stopped: status says so and where the last verified release
     // is; the next deploy starts it again and switches.
