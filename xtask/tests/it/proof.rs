@@ -525,24 +525,12 @@ fn adoption_refuses_an_image_whose_layers_or_run_config_a_clean_build_does_not_m
     let tag = format!("{repo}:{}", build.sha());
     let images = DockerGuard::new();
     images.images_under(&format!("{repo}:"));
-    let dir = TempDir::new("evil-image");
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!(
-            "FROM {}\nCOPY evil /evil\nUSER 0:0\nENTRYPOINT [\"/evil\"]\n",
-            build.tag()
-        ),
-    )
-    .expect("Dockerfile");
-    std::fs::write(dir.join("evil"), "#!/bin/sh\nid\n").expect("evil");
-    docker_ok(&[
-        "build",
-        "--quiet",
-        "--pull=false",
-        "--tag",
+    docker_build_from(
+        &build.tag(),
         &tag,
-        &dir.path().display().to_string(),
-    ]);
+        "COPY evil /evil\nUSER 0:0\nENTRYPOINT [\"/evil\"]\n",
+        &[("evil", b"#!/bin/sh\nid\n")],
+    );
     docker_ok(&["push", &tag]);
     let before = build.registry.digest(path, build.sha()).expect("pushed");
     let out = TempDir::new("evil-out");
@@ -656,16 +644,7 @@ fn a_rebuild_stands_for_a_released_digest_gone_from_the_registry() {
     // A forged image under the tag: the same layers, run as root.
     let forged = format!("{canonical}:{sha}");
     let local = format!("{canonical}@{original}");
-    let dir = TempDir::new("forged-image");
-    std::fs::write(dir.join("Dockerfile"), format!("FROM {local}\nUSER 0:0\n")).expect("write");
-    docker_ok(&[
-        "build",
-        "--quiet",
-        "--pull=false",
-        "--tag",
-        &forged,
-        &dir.path().display().to_string(),
-    ]);
+    docker_build_from(&local, &forged, "USER 0:0\n", &[]);
     docker_ok(&["push", &forged]);
     let refused = xtask(&project, &["rollback", &sha, "--env", "production"]);
     let error = refused.single_error();

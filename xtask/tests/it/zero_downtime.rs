@@ -289,12 +289,19 @@ fn a_release_that_never_verifies_never_touches_traffic() {
     assert_eq!(failed["left_on_sha"], a.as_str(), "{failed}");
 }
 
-#[test]
-fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
-    let stage = Stage::new("faults");
+/// A stage with stand-in images of the SHAs `aaa…` and `bbb…`, each
+/// reporting its own SHA.
+fn stage_with_a_and_b(label: &str) -> (Stage, String, String) {
+    let stage = Stage::new(label);
     let (a, b) = (sha('a'), sha('b'));
     stage.image(&a, &a);
     stage.image(&b, &b);
+    (stage, a, b)
+}
+
+#[test]
+fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
+    let (stage, a, b) = stage_with_a_and_b("faults");
 
     // The published port taken by another process: refused before anything.
     let squatter = std::net::TcpListener::bind(("127.0.0.1", stage.port)).expect("bind");
@@ -326,10 +333,7 @@ fn faults_around_the_proxy_are_refused_in_one_line_and_lose_nothing() {
 /// stage of its own, beside the faults above).
 #[test]
 fn a_stopped_or_restarted_proxy_comes_back_on_the_release_it_served() {
-    let stage = Stage::new("stopped");
-    let (a, b) = (sha('a'), sha('b'));
-    stage.image(&a, &a);
-    stage.image(&b, &b);
+    let (stage, a, b) = stage_with_a_and_b("stopped");
     stage
         .xtask(&["deploy", &a, "--env", "staging"])
         .expect_success();
@@ -361,10 +365,7 @@ fn a_stopped_or_restarted_proxy_comes_back_on_the_release_it_served() {
 /// it runs beside the faults above).
 #[test]
 fn a_proxy_serving_nothing_or_a_foreign_one_is_named_with_the_way_back() {
-    let stage = Stage::new("nothing");
-    let (a, b) = (sha('a'), sha('b'));
-    stage.image(&a, &a);
-    stage.image(&b, &b);
+    let (stage, a, b) = stage_with_a_and_b("nothing");
     for sha in [&a, &b] {
         stage
             .xtask(&["deploy", sha, "--env", "staging"])

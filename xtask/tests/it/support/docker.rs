@@ -55,19 +55,25 @@ pub fn docker_build_labelled(tag: &str, content: &str, labels: &[(&str, &str)]) 
     docker_ok(&args);
 }
 
+/// An image made FROM `base` with these Dockerfile `lines` after the FROM
+/// and these `files` in its context; every label of `base` is inherited.
+/// Tagged `tag`.
+pub fn docker_build_from(base: &str, tag: &str, lines: &str, files: &[(&str, &[u8])]) {
+    let dir = TempDir::new("derived-image");
+    std::fs::write(dir.join("Dockerfile"), format!("FROM {base}\n{lines}"))
+        .expect("write Dockerfile");
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("write a context file");
+    }
+    let context = dir.path().display().to_string();
+    docker_ok(&["build", "--quiet", "--pull=false", "--tag", tag, &context]);
+}
+
 /// An image made FROM `base` with another `/api` (a static copy of `true`,
 /// or any file): every label of `base` is inherited, so it still claims to
 /// be the commit and binary `base` was. Tagged `tag`.
 pub fn docker_build_swapped(base: &str, tag: &str, replacement: &[u8]) {
-    let dir = TempDir::new("swapped-image");
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!("FROM {base}\nCOPY api /api\n"),
-    )
-    .expect("write Dockerfile");
-    std::fs::write(dir.join("api"), replacement).expect("write api");
-    let context = dir.path().display().to_string();
-    docker_ok(&["build", "--quiet", "--pull=false", "--tag", tag, &context]);
+    docker_build_from(base, tag, "COPY api /api\n", &[("api", replacement)]);
 }
 
 /// An image made FROM `base` with these labels over its own (same layers,
@@ -209,8 +215,10 @@ impl DockerGuard {
                 Some(repo) => format!("^{} ", repo.replace('.', r"\.")),
                 None => format!("^{}", prefix.replace('.', r"\.")),
             };
+            // Three passes: an image another was built FROM (a relabelled or
+            // forged copy) is refused while its child exists.
             line.push_str(&format!(
-                "; docker images --no-trunc --format '{{{{.Repository}}}} {{{{.ID}}}}' | grep {} | cut -d' ' -f2 | sort -u | xargs -r docker rmi -f >/dev/null 2>&1",
+                "; for pass in 1 2 3; do docker images --no-trunc --format '{{{{.Repository}}}} {{{{.ID}}}}' | grep {} | cut -d' ' -f2 | sort -u | xargs -r docker rmi -f >/dev/null 2>&1; done",
                 sh_quote(&pattern)
             ));
         }

@@ -50,8 +50,8 @@ mod tools;
 pub mod world;
 
 pub use docker::{
-    DockerGuard, docker, docker_build_labelled, docker_build_relabelled, docker_build_swapped,
-    docker_build_tiny, docker_ok, extract_api, layer_diff_ids, sha256sum,
+    DockerGuard, docker, docker_build_from, docker_build_labelled, docker_build_relabelled,
+    docker_build_swapped, docker_build_tiny, docker_ok, extract_api, layer_diff_ids, sha256sum,
 };
 pub use fakes::{FakeCosign, KEY_PASSWORD, fake_bin};
 pub use http::{HttpResponse, http_get, http_request};

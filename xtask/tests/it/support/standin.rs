@@ -76,25 +76,17 @@ impl Standin {
         argv
     }
 
-    /// `docker build` the image, tagged `tag` (local only; see [`push`]).
+    /// `docker build` the image, tagged `tag` (local only; see [`push`]):
+    /// `FROM` this process's base image, its entrypoint and labels on top.
     pub fn build(&self, tag: &str) {
         let rootfs = rootfs();
         let dir = TempDir::new("standin-image");
         let entrypoint = serde_json::to_string(&self.argv()).expect("argv as JSON");
-        // Every instruction but the ENTRYPOINT (and the labels, which the
-        // legacy builder adds as one last step) is the same for every
-        // stand-in, so the engine's build cache serves them: two commits per
-        // image, not five.
-        let dockerfile = format!(
-            "FROM scratch\n\
-             COPY rootfs/ /\n\
-             USER 65532:65532\n\
-             EXPOSE 8080\n\
-             ENV API_PORT=8080 API_SHUTDOWN_GRACE_SECS=5\n\
-             ENTRYPOINT {entrypoint}\n"
-        );
-        std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
-        copy_dir(&rootfs.dir.join("rootfs"), &dir.join("rootfs"));
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM {}\nENTRYPOINT {entrypoint}\n", rootfs.base),
+        )
+        .expect("write Dockerfile");
         let labels = [
             format!(
                 "org.opencontainers.image.revision={}",
@@ -107,7 +99,7 @@ impl Standin {
             // (`docker rmi`) could take from the other.
             format!("xtask.test.tag={tag}"),
         ];
-        let mut args = vec!["build", "--quiet", "--tag", tag];
+        let mut args = vec!["build", "--quiet", "--pull=false", "--tag", tag];
         for label in &labels {
             args.extend(["--label", label.as_str()]);
         }
@@ -129,17 +121,22 @@ pub fn push(tag: &str) -> String {
 }
 
 struct Rootfs {
-    dir: TempDir,
+    /// The tagged base image every stand-in of this process is built FROM.
+    base: String,
     binary_sha256: String,
 }
 
-/// The binary and its libraries laid out as they are found on this host,
-/// made once per test process.
+/// The binary and its libraries laid out as they are found on this host, in
+/// a base image tagged `xtask-it-standin-base:<pid>` (run as 65532, port
+/// 8080), made once per test process. Tagged, so no test's `docker rmi` of
+/// its own stand-in prunes it while another builds on it (an untagged
+/// cached step was, and a concurrent build failed on the missing image).
+/// Removed with every image built on it when the process exits (they carry
+/// its label).
 fn rootfs() -> &'static Rootfs {
     static ROOTFS: OnceLock<Rootfs> = OnceLock::new();
     ROOTFS.get_or_init(|| {
         let dir = TempDir::new("standin-rootfs");
-        dir.remove_at_exit();
         let root = dir.join("rootfs");
         let binary = fake_bin("standin-api");
         copy_file(&binary, &root.join("standin-api"));
@@ -148,7 +145,29 @@ fn rootfs() -> &'static Rootfs {
             copy_file(&lib, &root.join(rel));
         }
         let binary_sha256 = super::docker::sha256sum(&root.join("standin-api"));
-        Rootfs { dir, binary_sha256 }
+        std::fs::write(
+            dir.join("Dockerfile"),
+            "FROM scratch\n\
+             COPY rootfs/ /\n\
+             USER 65532:65532\n\
+             EXPOSE 8080\n\
+             ENV API_PORT=8080 API_SHUTDOWN_GRACE_SECS=5\n",
+        )
+        .expect("write Dockerfile");
+        let pid = std::process::id();
+        let base = format!("xtask-it-standin-base:{pid}");
+        let label = format!("xtask.test.standin-base={pid}");
+        super::process::at_exit(&format!(
+            "for i in 1 2; do docker images -q --filter label={label} | sort -u | xargs -r docker rmi -f >/dev/null 2>&1; done"
+        ));
+        let context = dir.path().display().to_string();
+        docker_ok(&[
+            "build", "--quiet", "--pull=false", "--label", &label, "--tag", &base, &context,
+        ]);
+        Rootfs {
+            base,
+            binary_sha256,
+        }
     })
 }
 
@@ -173,16 +192,4 @@ fn copy_file(from: &Path, to: &Path) {
     }
     std::fs::copy(from, to)
         .unwrap_or_else(|e| panic!("copy {} → {}: {e}", from.display(), to.display()));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create folder");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(entry.file_name()));
-        } else {
-            copy_file(&path, &to.join(entry.file_name()));
-        }
-    }
 }
