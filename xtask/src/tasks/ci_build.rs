@@ -299,8 +299,15 @@ fn released_from(
     repos: &crate::support::project::ResolvedRepositories,
 ) -> anyhow::Result<Option<crate::model::repository::RepositoryKind>> {
     use crate::model::repository::RepositoryKind;
-    let known =
-        crate::release::recorded::digests_of(&crate::release::recorded::all_ledgers(project)?, sha);
+    // The ledgers only route; one that cannot be read does not stop a build.
+    let all = match crate::release::recorded::all_ledgers(project) {
+        Ok(all) => all,
+        Err(e) => {
+            eprintln!("note: the ledgers could not be read ({e:#}): the branch decides");
+            return Ok(None);
+        }
+    };
+    let known = crate::release::recorded::digests_of(&all, sha);
     let Some(k) = known.first() else {
         return Ok(None);
     };
