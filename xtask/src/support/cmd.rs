@@ -357,13 +357,12 @@ impl Cmd {
     /// `git cat-file --batch`); fail on a non-zero exit with its words.
     pub fn read_bytes(&self, input: Option<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
         self.echo();
-        let handle = self
-            .expression_with(input)
-            .stdout_capture()
-            .stderr_capture()
-            .start()
-            .map_err(|e| self.spawn_error(e))?;
-        let out = self.wait(&handle, false)?;
+        let (handle, signals_at_start) = self.start(
+            self.expression_with(input)
+                .stdout_capture()
+                .stderr_capture(),
+        )?;
+        let out = self.wait(&handle, signals_at_start, false)?;
         if !out.status.success() {
             let words = Output {
                 status: out.status,
@@ -399,12 +398,8 @@ impl Cmd {
     /// terminal: cargo's colours and progress bar survive.)
     pub fn run(&self) -> anyhow::Result<()> {
         self.echo();
-        let handle = self
-            .expression()
-            .stdout_to_stderr()
-            .start()
-            .map_err(|e| self.spawn_error(e))?;
-        let out = self.wait(&handle, false)?;
+        let (handle, signals_at_start) = self.start(self.expression().stdout_to_stderr())?;
+        let out = self.wait(&handle, signals_at_start, false)?;
         if !out.status.success() {
             bail!("`{self}` failed ({})", describe(out.status));
         }
@@ -417,12 +412,8 @@ impl Cmd {
     /// build), never for a step that changes a target.
     pub fn run_interruptible(&self) -> anyhow::Result<()> {
         self.echo();
-        let handle = self
-            .expression()
-            .stdout_to_stderr()
-            .start()
-            .map_err(|e| self.spawn_error(e))?;
-        let out = self.wait(&handle, true)?;
+        let (handle, signals_at_start) = self.start(self.expression().stdout_to_stderr())?;
+        let out = self.wait(&handle, signals_at_start, true)?;
         if interrupt::requested() {
             bail!("`{}` was stopped", self.program);
         }
@@ -435,13 +426,9 @@ impl Cmd {
     /// Run and capture both streams; a non-zero exit is the caller's to judge.
     pub fn output(&self) -> anyhow::Result<Output> {
         self.echo();
-        let handle = self
-            .expression()
-            .stdout_capture()
-            .stderr_capture()
-            .start()
-            .map_err(|e| self.spawn_error(e))?;
-        let out = self.wait(&handle, false)?;
+        let (handle, signals_at_start) =
+            self.start(self.expression().stdout_capture().stderr_capture())?;
+        let out = self.wait(&handle, signals_at_start, false)?;
         Ok(Output {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -471,20 +458,25 @@ impl Cmd {
         let (err_r, err_w) = io::pipe().context("creating a pipe")?;
         // The expression owns the write ends: it must be gone once the child
         // has started, or the readers never see end-of-file.
-        let handle = self
-            .expression()
-            .stdout_file(out_w)
-            .stderr_file(err_w)
-            .start()
-            .map_err(|e| self.spawn_error(e))?;
+        let (handle, signals_at_start) =
+            self.start(self.expression().stdout_file(out_w).stderr_file(err_w))?;
         let out_thread = std::thread::spawn(move || copy_lines(BufReader::new(out_r)));
         let err_thread = std::thread::spawn(move || copy_lines(BufReader::new(err_r)));
-        let out = self.wait(&handle, false)?;
+        let out = self.wait(&handle, signals_at_start, false)?;
         Ok(Output {
             status: out.status,
             stdout: out_thread.join().unwrap_or_default(),
             stderr: err_thread.join().unwrap_or_default(),
         })
+    }
+
+    /// Start the child, and note how many signals had arrived before it
+    /// did: one that lands between the start and the first look (a loaded
+    /// machine, a fast child) still ends this call.
+    fn start(&self, expression: duct::Expression) -> anyhow::Result<(duct::Handle, u64)> {
+        let signals_at_start = interrupt::count();
+        let handle = expression.start().map_err(|e| self.spawn_error(e))?;
+        Ok((handle, signals_at_start))
     }
 
     /// Wait for a started child. Its deadline (see [`CallKind`]) and a
@@ -494,12 +486,12 @@ impl Cmd {
     fn wait(
         &self,
         handle: &duct::Handle,
+        signals_at_start: u64,
         any_interrupt: bool,
     ) -> anyhow::Result<std::process::Output> {
         let kind = self.kind();
         let limit = self.deadline.unwrap_or_else(|| kind.deadline());
         let started = Instant::now();
-        let signals_at_start = interrupt::count();
         // process_group(0): the child's pid is its group's id.
         let group = handle.pids().first().copied();
         if let Some(g) = group {
@@ -886,5 +878,41 @@ mod tests {
             .expect_err("fails")
             .to_string();
         assert!(err.contains("exit 7"), "{err}");
+    }
+
+    /// A Ctrl-C that lands after the child started but before the first
+    /// look (a loaded machine) still ends the call. It failed before the
+    /// count was taken ahead of the start: the call ran to its end (here
+    /// 30 s). Signals are process-wide, so this runs in a child process of
+    /// the test binary.
+    #[test]
+    fn a_signal_between_the_start_and_the_first_look_ends_the_call() {
+        const NAME: &str =
+            "support::cmd::tests::a_signal_between_the_start_and_the_first_look_ends_the_call";
+        if std::env::var_os("XTASK_TEST_SIGNAL_CHILD").is_none() {
+            let exe = std::env::current_exe().expect("the test binary");
+            let out = std::process::Command::new(exe)
+                .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+                .env("XTASK_TEST_SIGNAL_CHILD", "1")
+                .output()
+                .expect("run the test binary");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{text}");
+            assert!(text.contains("1 passed"), "the child ran no test:\n{text}");
+            return;
+        }
+        interrupt::install().expect("handlers");
+        let cmd = Cmd::new("sleep").arg("30");
+        let (handle, at) = cmd
+            .start(cmd.expression().stdout_capture().stderr_capture())
+            .expect("starts");
+        signal_hook::low_level::raise(signal_hook::consts::SIGINT).expect("raise");
+        let started = Instant::now();
+        let err = cmd
+            .wait(&handle, at, false)
+            .expect_err("the signal ends the call");
+        assert!(err.to_string().contains("was stopped (Ctrl-C)"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
     }
 }
