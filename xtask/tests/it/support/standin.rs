@@ -132,7 +132,8 @@ struct Rootfs {
 /// its own stand-in prunes it while another builds on it (an untagged
 /// cached step was, and a concurrent build failed on the missing image).
 /// Removed with every image built on it when the process exits (they carry
-/// its label).
+/// its label): a pass at a time, as a parent is refused while a child
+/// exists, and images derived from a stand-in make chains of three or more.
 fn rootfs() -> &'static Rootfs {
     static ROOTFS: OnceLock<Rootfs> = OnceLock::new();
     ROOTFS.get_or_init(|| {
@@ -158,7 +159,7 @@ fn rootfs() -> &'static Rootfs {
         let base = format!("xtask-it-standin-base:{pid}");
         let label = format!("xtask.test.standin-base={pid}");
         super::process::at_exit(&format!(
-            "for i in 1 2; do docker images -q --filter label={label} | sort -u | xargs -r docker rmi -f >/dev/null 2>&1; done"
+            "for i in 1 2 3 4 5 6; do ids=$(docker images -q --filter label={label} | sort -u); [ -n \"$ids\" ] || break; docker rmi -f $ids >/dev/null 2>&1; done"
         ));
         let context = dir.path().display().to_string();
         docker_ok(&[
