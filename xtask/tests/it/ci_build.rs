@@ -425,12 +425,8 @@ fn dry_run_of_an_already_pushed_commit_records_nothing() {
     );
 }
 
-/// A ci-build of the shared tiny commit (already pushed: adopted after a
-/// clean compile, nothing pushed) with the fake cosign on PATH,
-/// `COSIGN_PUBLIC_KEY=<public>`, the record to a temp file.
-/// The tags that name images: the signature tests sign the same tiny image
-/// in parallel, and cosign's own tags (`sha256-<hex>.sig`, `.att`) come
-/// with them; an image tag must not move.
+/// The tags that name images (cosign's own, `sha256-<hex>.sig` and
+/// `.att`, left out): an image tag must not move.
 fn image_tags(tags: &[String]) -> Vec<String> {
     tags.iter()
         .filter(|t| !t.starts_with("sha256-"))
@@ -438,33 +434,69 @@ fn image_tags(tags: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn ci_build_with_cosign(cosign: &FakeCosign, public: &Path, extra: &[&str]) -> (Run, TempDir) {
-    let build = tiny_build();
-    let out = TempDir::new("cosign-out");
-    let out_file = out.join("m.json").display().to_string();
-    let mut fixed = vec!["ci-build", "--json", "--out", &out_file];
-    fixed.extend_from_slice(extra);
-    let run = build
-        .project
-        .xtask_cmd(&args(&fixed, &build.flags()))
-        .path(path_without(&["cosign"]))
-        .fake_cosign(cosign)
-        .env("COSIGN_PUBLIC_KEY", public)
-        .run();
-    (run, out)
+/// The shared tiny image under a repository of one test's own
+/// (`<registry>/sig-<name>/api`, pushed from the local image): cosign keeps
+/// a signature beside the image it signs (`<repo>:sha256-<hex>.sig`), so a
+/// test that signs the image and one that expects it unsigned must not
+/// share a repository. They did, and a "no signature" check read another
+/// test's signature when the two ran at once.
+struct Signable {
+    repository: String,
+    staging: String,
+    digest: String,
 }
 
-fn by_digest() -> String {
-    let build = tiny_build();
-    format!("{}@{}", build.registry.repo(CANONICAL), build.digest())
+impl Signable {
+    fn new(name: &str) -> Signable {
+        let build = tiny_build();
+        let repository = build.registry.repo(&format!("sig-{name}/api"));
+        let tag = format!("{repository}:{}", build.sha());
+        docker_ok(&["tag", &build.tag(), &tag]);
+        let digest = crate::support::standin::push(&tag);
+        Signable {
+            repository,
+            staging: build.registry.repo(&format!("sig-{name}/api-staging")),
+            digest,
+        }
+    }
+
+    fn by_digest(&self) -> String {
+        format!("{}@{}", self.repository, self.digest)
+    }
+
+    /// A ci-build of the tiny commit into this repository (the tag exists:
+    /// adopted after a clean compile, nothing pushed) with the fake cosign
+    /// on PATH, `COSIGN_PUBLIC_KEY=<public>`, the record to a temp file.
+    fn ci_build(&self, cosign: &FakeCosign, public: &Path, extra: &[&str]) -> (Run, TempDir) {
+        let build = tiny_build();
+        let out = TempDir::new("cosign-out");
+        let out_file = out.join("m.json").display().to_string();
+        let mut fixed = vec!["ci-build", "--json", "--out", &out_file];
+        fixed.extend_from_slice(extra);
+        fixed.extend([
+            "--repository",
+            &self.repository,
+            "--staging-repository",
+            &self.staging,
+        ]);
+        let run = build
+            .project
+            .xtask_cmd(&fixed)
+            .path(path_without(&["cosign"]))
+            .fake_cosign(cosign)
+            .env("COSIGN_PUBLIC_KEY", public)
+            .run();
+        (run, out)
+    }
 }
 
 #[test]
 fn signature_made_with_the_key_is_verified() {
+    let image = Signable::new("made-with-the-key");
     let cosign = FakeCosign::new();
     let (private, public) = cosign.key_pair("release");
-    cosign.sign(&private, &by_digest());
-    let (run, out) = ci_build_with_cosign(&cosign, &public, &[]);
+    cosign.sign(&private, &image.by_digest());
+    let (run, out) = image.ci_build(&cosign, &public, &[]);
     run.expect_success();
     let record = read_json(&out.join("m.json"));
     assert_eq!(field(&record, "signature_status"), "verified");
@@ -483,7 +515,7 @@ fn signature_made_with_the_key_is_verified() {
             "--output".to_owned(),
             "json".to_owned(),
             "--allow-insecure-registry".to_owned(),
-            by_digest(),
+            image.by_digest(),
         ]),
         "xtask verifies the pushed digest, with the key (no tlog: key-based signing uploads none), JSON asked for explicitly, insecure only for loopback"
     );
@@ -491,11 +523,12 @@ fn signature_made_with_the_key_is_verified() {
 
 #[test]
 fn signature_by_another_key_is_unverified_as_bad() {
+    let image = Signable::new("another-key");
     let cosign = FakeCosign::new();
     let (_, public) = cosign.key_pair("release");
     let (other, _) = cosign.key_pair("someone-else");
-    cosign.sign(&other, &by_digest());
-    let (run, out) = ci_build_with_cosign(&cosign, &public, &[]);
+    cosign.sign(&other, &image.by_digest());
+    let (run, out) = image.ci_build(&cosign, &public, &[]);
     run.expect_success();
     let record = read_json(&out.join("m.json"));
     assert_eq!(field(&record, "signature_status"), "unverified");
@@ -508,9 +541,10 @@ fn signature_by_another_key_is_unverified_as_bad() {
 
 #[test]
 fn missing_signature_is_unverified_with_reason_no_signature() {
+    let image = Signable::new("missing");
     let cosign = FakeCosign::new();
     let (_, public) = cosign.key_pair("release");
-    let (run, out) = ci_build_with_cosign(&cosign, &public, &[]);
+    let (run, out) = image.ci_build(&cosign, &public, &[]);
     run.expect_success();
     let record = read_json(&out.join("m.json"));
     assert_eq!(field(&record, "signature_status"), "unverified");
@@ -524,15 +558,19 @@ fn missing_signature_is_unverified_with_reason_no_signature() {
 
 #[test]
 fn required_signature_missing_fails_and_records_nothing() {
+    let image = Signable::new("required-missing");
     let cosign = FakeCosign::new();
     let (_, public) = cosign.key_pair("release");
-    let (run, out) = ci_build_with_cosign(&cosign, &public, &["--require-signature"]);
+    let (run, out) = image.ci_build(&cosign, &public, &["--require-signature"]);
     let error = run.single_error();
     assert!(
         error.contains("--require-signature") && error.contains("no signature"),
         "{error}"
     );
-    assert!(error.contains(&by_digest()), "names the image: {error}");
+    assert!(
+        error.contains(&image.by_digest()),
+        "names the image: {error}"
+    );
     assert!(!out.join("m.json").exists(), "a failed build left a record");
     assert!(
         run.stdout.trim().is_empty(),
