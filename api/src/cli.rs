@@ -31,7 +31,7 @@ Usage:
 Environment:
   API_PORT                 port to listen on (default 8080)
   API_BIND                 IP address to listen on (default 0.0.0.0)
-  API_LOG                  log filter, tracing EnvFilter syntax (default info)
+  API_LOG                  log filter: a level, then target=level pairs (default info)
   API_SHUTDOWN_GRACE_SECS  seconds in-flight requests get after SIGTERM/SIGINT (default 25)";
 
 /// Parses the arguments after the program name.

@@ -29,13 +29,18 @@ const MAX_PENDING: usize = 4 << 20;
 /// Installs the global subscriber. Call once, before serving; keep the guard until exit.
 pub fn init(filter: &LogFilter) -> LogGuard {
     let (writer, guard) = BatchedStdout::start();
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(filter.to_env_filter())
-        .with_writer(writer)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(writer),
+        )
+        .with(filter.to_targets())
         .init();
     guard
 }

@@ -44,7 +44,7 @@ fn each_bad_value_exits_2_with_one_line_naming_it() {
         ("API_BIND", "300.1.1.1", "IP address"),
         ("API_SHUTDOWN_GRACE_SECS", "soon", "whole seconds"),
         ("API_SHUTDOWN_GRACE_SECS", "-1", "whole seconds"),
-        ("API_LOG", "info,api=loud", "EnvFilter directive"),
+        ("API_LOG", "info,api=loud", "target=level pairs"),
     ] {
         let (code, stdout, stderr) = run_with(&[(variable, value)]);
         assert_eq!(code, 2, "{variable}={value:?}: stderr {stderr:?}");
