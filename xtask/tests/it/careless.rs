@@ -18,7 +18,9 @@ const SHA: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 /// manifest's digest, the image's labels, "No such container/network".
 /// `network create` (the first change a release makes on the docker
 /// target) misbehaves as the dir's files say: `hang-run` (removed on first
-/// use) hangs for 300 s; `wait-run` waits for a `go` file. Every call and
+/// use) hangs for 300 s; `wait-run` waits for a `go` file (or until its
+/// dir is gone: a test that failed half-way must not leave the loop
+/// running for ever, as one did once xtask was killed). Every call and
 /// every signal it gets is logged. The proxy itself cannot be faked here:
 /// what follows the network fails, which these tests do not reach for.
 const FAKE_DOCKER: &str = r#"#!/bin/sh
@@ -39,7 +41,7 @@ case "$1" in
   container|inspect|port)
     if [ -e "$dir/wait-inspect" ]; then
       echo "waiting $1" >> "$log"
-      while [ ! -e "$dir/go" ]; do sleep 0.05; done
+      while [ ! -e "$dir/go" ]; do [ -d "$dir" ] || exit 1; sleep 0.05; done
       echo "done $1" >> "$log"
     fi
     echo "Error response from daemon: No such container: x" >&2; exit 1 ;;
@@ -58,7 +60,7 @@ case "$1" in
     fi
     if [ -e "$dir/wait-run" ]; then
       echo "waiting $1" >> "$log"
-      while [ ! -e "$dir/go" ]; do sleep 0.05; done
+      while [ ! -e "$dir/go" ]; do [ -d "$dir" ] || exit 1; sleep 0.05; done
       echo "done $1" >> "$log"
     fi
     echo 0123456789abcdef ;;
