@@ -342,6 +342,13 @@ fn a_stopped_or_restarted_proxy_comes_back_on_the_release_it_served() {
     // is; the next deploy starts it again and switches.
     let proxy = format!("{}-proxy", stage.container);
     docker_ok(&["stop", &proxy]);
+    // Stopped by its soft stop (SIGUSR1), not killed at docker's deadline
+    // (137): SIGTERM reaches no handler in HAProxy as PID 1.
+    assert_eq!(
+        docker_ok(&["inspect", "--format", "{{.State.ExitCode}}", &proxy]),
+        "0",
+        "the proxy was killed, not stopped"
+    );
     let status = stage.xtask(&["status", "--env", "staging"]);
     status.expect_code(1);
     assert!(status.stdout.contains("STOPPED"), "{}", status.stdout);

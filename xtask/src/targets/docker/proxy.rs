@@ -202,6 +202,13 @@ impl Proxy {
         docker()
             .args(["create", "--name", &self.name, "--network", &self.network])
             .args(["--restart", "unless-stopped"])
+            // HAProxy runs as PID 1, where the kernel ignores a signal its
+            // process has no handler for: SIGTERM, docker's default, did
+            // nothing, and `docker stop` (a restart, the engine's shutdown)
+            // waited 10 s and killed it mid-request. SIGUSR1 is HAProxy's
+            // soft stop (management.txt §4; the official image's STOPSIGNAL):
+            // it stops listening and lets requests in flight finish.
+            .args(["--stop-signal", "SIGUSR1"])
             .arg("--publish")
             .arg(format!("127.0.0.1:{}:{HTTP_PORT}", self.port))
             .arg("--publish")

@@ -153,6 +153,7 @@ pub fn build(work: &Path) -> anyhow::Result<ProxyImage> {
              ENV PATH=/usr/local/sbin\n\
              USER 65534:65534\n\
              EXPOSE {HTTP_PORT} {ADMIN_PORT}\n\
+             STOPSIGNAL SIGUSR1\n\
              CMD [\"haproxy\", \"-db\", \"-f\", \"{CONFIG_PATH}\"]\n"
         ),
     )?;
