@@ -1,5 +1,6 @@
 //! Processes, ports, temp dirs, PATH surgery and polling.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::TcpListener;
@@ -89,12 +90,22 @@ pub fn at_exit(line: &str) {
     }
 }
 
-/// A loopback port nothing listens on right now (bound, read, released).
+/// A loopback port nothing listens on right now (bound, read, released),
+/// and never one this process handed out before: the kernel can give the
+/// same free port to two binds in a row, and a stage's two environments
+/// once got one port (refused as "both use port …").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Call `probe` until it returns `Some`, or `within` has passed (then `None`).
